@@ -1,0 +1,71 @@
+"""The `piti` command: a thin Typer front over the core.
+
+Each command module owns one sub-app (or one command) and registers itself here.
+Nothing heavy is imported at module level, so `piti --help` stays fast and imports no torch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from piti_cli import __version__
+from piti_cli.cli import weights
+
+app = typer.Typer(
+    name="piti",
+    help="Pretraining-based image-to-image translation (PITI) on GLIDE: "
+    "prepare data, finetune, sample and evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+for module in (weights,):
+    module.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"piti {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Pretraining-based image-to-image translation (PITI) on GLIDE."""
+
+
+def run() -> None:
+    """Console-script entry point: user-facing errors become one red line and exit code 1."""
+    from piti_cli.errors import PitiError
+
+    try:
+        app(standalone_mode=False)
+    except PitiError as err:
+        from piti_cli.cli.ui import print_error
+
+        print_error(str(err))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        from piti_cli.cli.ui import print_error
+
+        print_error("interrupted")
+        sys.exit(130)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as err:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
