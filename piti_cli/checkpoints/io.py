@@ -1,0 +1,135 @@
+"""Reading and writing checkpoint files, safely.
+
+Read: `.pt`/`.pth` through `torch.load(weights_only=True)` (no pickle code runs) and
+`.safetensors`. Official files are plain state dicts; `module.` prefixes (DDP) are stripped;
+piti's own files wrap the state dict with the preset config so a file says what it is.
+Every failure becomes one `CheckpointError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from piti_cli.errors import CheckpointError
+from piti_cli.io_utils import atomic_path
+from piti_cli.models.config import ModelConfig
+
+PITI_FORMAT = "piti-checkpoint"
+PITI_FORMAT_VERSION = 1
+_WRAPPER_KEYS = ("state_dict", "model", "ema", "model_state_dict")
+
+
+@dataclass
+class CheckpointFile:
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    config: ModelConfig | None = None  # present in files piti wrote
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # weights_only refuses any global that is not a tensor/primitive: that is code execution.
+        detail = str(err).splitlines()
+        hint = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
+        raise CheckpointError(
+            f"{path}: refused: the file needs pickle code execution to load"
+            + (f" ({hint[:120]})" if hint else "")
+            + "; only plain tensors are accepted"
+        ) from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: truncated or corrupt ({type(err).__name__})") from None
+    except RuntimeError as err:
+        message = str(err)
+        if "zip" in message.lower() or "archive" in message.lower() or "unexpected" in message.lower():
+            raise CheckpointError(f"{path}: truncated or corrupt (not a complete torch archive)") from None
+        raise CheckpointError(f"{path}: cannot be read: {message.splitlines()[0][:160]}") from None
+
+
+def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            return {k: f.get_tensor(k) for k in f.keys()}, metadata
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({str(err)[:120]})") from None
+
+
+def read_checkpoint(path: str | Path) -> CheckpointFile:
+    """Read any supported checkpoint into a flat `{name: tensor}` state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file")
+    config = None
+    extra: dict[str, Any] = {}
+    if path.suffix == ".safetensors":
+        state, metadata = _safetensors_load(path)
+        if "piti_config" in metadata:
+            config = ModelConfig.from_dict(json.loads(metadata["piti_config"]))
+        extra = {k: v for k, v in metadata.items() if k != "piti_config"}
+    else:
+        obj = _torch_load(path)
+        if not isinstance(obj, dict):
+            raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+        if obj.get("format") == PITI_FORMAT:
+            config = ModelConfig.from_dict(obj["config"])
+            extra = {k: v for k, v in obj.items() if k not in ("state_dict", "config", "format")}
+            obj = obj["state_dict"]
+        else:
+            for key in _WRAPPER_KEYS:
+                if isinstance(obj.get(key), dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+                    obj = obj[key]
+                    break
+        state = obj
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: contains no tensors")
+    return CheckpointFile(path, strip_prefix(tensors), config, extra)
+
+
+def strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """Remove a DDP-style prefix when every key carries it."""
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def save_checkpoint(
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    config: ModelConfig | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write atomically. `.safetensors` stores the config as metadata; `.pt` with a config
+    writes piti's wrapper, without one a plain (official-layout) state dict."""
+    path = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            metadata = {k: str(v) for k, v in (extra or {}).items()}
+            if config is not None:
+                metadata["piti_config"] = json.dumps(config.to_dict())
+            save_file(state, str(tmp), metadata=metadata)
+        elif config is None:
+            torch.save(state, tmp)
+        else:
+            torch.save(
+                {"format": PITI_FORMAT, "version": PITI_FORMAT_VERSION, "config": config.to_dict(),
+                 "state_dict": state, **(extra or {})},
+                tmp,
+            )

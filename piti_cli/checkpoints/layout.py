@@ -1,0 +1,86 @@
+"""Which preset a state dict is: tensor-name/shape comparison against every preset.
+
+Layouts are computed on the meta device, so comparing against the 400 M-parameter presets
+costs no memory.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from piti_cli.models.config import PRESETS, ModelConfig
+
+Layout = dict[str, tuple[int, ...]]
+
+# GLIDE's text side, which PITI drops (everything else maps to `decoder.<name>`).
+GLIDE_TEXT_PREFIXES = ("token_embedding.", "transformer.", "final_ln.")
+GLIDE_TEXT_NAMES = ("positional_embedding", "padding_embedding")
+
+
+def is_glide_text_key(name: str) -> bool:
+    return name in GLIDE_TEXT_NAMES or name.startswith(GLIDE_TEXT_PREFIXES)
+
+
+@dataclass(frozen=True)
+class LayoutDiff:
+    preset: str
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[str, ...]
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    @property
+    def errors(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.mismatched)
+
+    def summary(self) -> str:
+        return (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+                f"{len(self.mismatched)} mis-shaped tensors")
+
+
+def layout_of(state: dict[str, torch.Tensor]) -> Layout:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def preset_layout(name: str) -> Layout:
+    from piti_cli.models.piti import build_model
+
+    with torch.device("meta"):
+        model = build_model(PRESETS[name])
+    return layout_of(model.state_dict())
+
+
+def compare(layout: Layout, preset: str) -> LayoutDiff:
+    expected = preset_layout(preset)
+    return LayoutDiff(
+        preset,
+        missing=tuple(sorted(set(expected) - set(layout))),
+        unexpected=tuple(sorted(set(layout) - set(expected))),
+        mismatched=tuple(sorted(k for k in set(layout) & set(expected) if layout[k] != expected[k])),
+    )
+
+
+def closest_preset(layout: Layout, candidates: list[str] | None = None) -> LayoutDiff:
+    """The preset with the fewest differences (exact match first)."""
+    names = candidates or list(PRESETS)
+    # A cheap pre-filter on name overlap avoids building every preset for a clear match.
+    keys = set(layout)
+    scored = sorted(names, key=lambda n: -len(keys & set(preset_layout(n))))
+    diffs = [compare(layout, n) for n in scored[:6]]
+    return min(diffs, key=lambda d: (d.errors, d.preset))
+
+
+def encoder_only(layout: Layout) -> bool:
+    """A stage-1 file of the official code: condition-encoder tensors only."""
+    return bool(layout) and all(k.startswith("encoder.") for k in layout)
+
+
+def config_for(preset: str) -> ModelConfig:
+    return PRESETS[preset]

@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+SCRIPT = """
+import sys
+sys.argv = ['piti'] + sys.argv[1:]
+from piti_cli.cli import main
+try:
+    main.run()
+except SystemExit:
+    pass
+print('TORCH_IMPORTED' if 'torch' in sys.modules else 'NO_TORCH')
+"""
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_imports_no_torch():
+    result = _run("--help")
+    assert "Usage" in result.stdout
+    assert result.stdout.strip().endswith("NO_TORCH")
+
+
+def test_every_command_help_imports_no_torch():
+    import typer
+
+    from piti_cli.cli.main import app
+
+    names = sorted(typer.main.get_command(app).commands)
+    assert "weights" in names
+    for name in names:
+        result = _run(name, "--help")
+        assert "Usage" in result.stdout, (name, result.stderr[-500:])
+        assert result.stdout.strip().endswith("NO_TORCH"), name
+
+
+def test_unknown_command_is_a_usage_error():
+    result = subprocess.run([sys.executable, "-m", "piti_cli", "no-such-command"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_module_entry_point_and_version():
+    result = subprocess.run([sys.executable, "-m", "piti_cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("piti ")
