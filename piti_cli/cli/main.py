@@ -11,7 +11,7 @@ import sys
 import typer
 
 from piti_cli import __version__
-from piti_cli.cli import weights
+from piti_cli.cli import prep, weights
 
 app = typer.Typer(
     name="piti",
@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (weights,):
+for module in (weights, prep):
     module.register(app)
 
 
@@ -43,29 +43,16 @@ def _root(
 
 
 def run() -> None:
-    """Console-script entry point: user-facing errors become one red line and exit code 1."""
+    """Console-script entry point: user-facing errors become one red line and exit code 1.
+
+    Typer's standalone mode already turns usage errors into exit code 2 with a message.
+    """
     from piti_cli.errors import PitiError
 
     try:
-        app(standalone_mode=False)
+        app()
     except PitiError as err:
         from piti_cli.cli.ui import print_error
 
         print_error(str(err))
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        from piti_cli.cli.ui import print_error
-
-        print_error("interrupted")
-        sys.exit(130)
-    except typer.Exit as err:
-        sys.exit(err.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as err:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
