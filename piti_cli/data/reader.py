@@ -1,0 +1,169 @@
+"""Read a packed dataset (see `piti_cli.data.schema`) for training and sampling.
+
+Typical use::
+
+    ds = PackedDataset("coco_train.h5")            # opens nothing yet
+    sample = ds[0]
+    sample["image"]       # np.uint8 (256, 256, 3) RGB
+    sample["condition"]   # stored form: mask -> uint8 (256, 256) class ids,
+                          # sketch -> uint8 (256, 256) 0/1, rgb -> uint8 (256, 256, 3),
+                          # depth -> {"depth": f32 (256,256), "depth_valid": u8, "normal": f32 (256,256,3)}
+    ds.condition_tensor(sample["condition"])      # torch.float32 (C, 256, 256) in [-1, 1]
+    image_tensor(sample["image"])                 # torch.float32 (3, 256, 256) in [-1, 1]
+
+The HDF5 file is opened lazily on first access *in each process*, so the dataset can be handed
+to a ``DataLoader`` with ``num_workers > 0`` (h5py handles must not cross a fork).  Pass
+``as_tensors=True`` to get model-ready tensors computed in the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from piti_cli.data import conditions as cond
+from piti_cli.data.schema import CONDITION_KINDS, FORMAT_NAME, FORMAT_VERSION, condition_paths
+from piti_cli.errors import InputError
+
+
+class PackedInfo:
+    """Root attributes and /meta of a pack, read once (cheap, no sample data)."""
+
+    def __init__(self, path: str | os.PathLike):
+        import h5py
+
+        self.path = Path(path)
+        try:
+            with h5py.File(self.path, "r") as f:
+                attrs = dict(f.attrs)
+                if attrs.get("format") != FORMAT_NAME:
+                    raise InputError(f"{self.path}: not a piti pack (format={attrs.get('format')!r})")
+                if int(attrs.get("version", -1)) > FORMAT_VERSION:
+                    raise InputError(f"{self.path}: pack version {attrs['version']} is newer than this piti")
+                if not bool(attrs.get("complete", False)):
+                    raise InputError(f"{self.path}: pack is incomplete; rerun `piti prep pack` to finish it")
+                self.count = int(attrs["count"])
+                self.dataset = str(attrs["dataset"])
+                self.split = str(attrs["split"])
+                self.kind = str(attrs["condition"])
+                self.config = json.loads(attrs["config"])
+                self.skipped = json.loads(attrs.get("skipped", "[]"))
+                self.palette = np.asarray(f["meta/palette"]) if "meta/palette" in f else None
+                self.class_names = (
+                    [s.decode() if isinstance(s, bytes) else s for s in f["meta/class_names"][()]]
+                    if "meta/class_names" in f
+                    else None
+                )
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot read HDF5 file ({err})") from None
+        if self.kind not in CONDITION_KINDS:
+            raise InputError(f"{self.path}: unknown condition kind {self.kind!r}")
+
+
+def condition_to_array(kind: str, stored: Any, palette: np.ndarray | None = None) -> np.ndarray:
+    """Stored condition of one sample -> float32 (C, 256, 256) numpy array in [-1, 1].
+
+    mask needs the pack's (256, 3) ``palette``; the other kinds need nothing.
+    """
+    if kind == "mask":
+        if palette is None:
+            raise ValueError("mask conditions need the pack palette")
+        return cond.mask_condition(np.asarray(stored), palette)
+    if kind == "sketch":
+        return cond.sketch_condition(np.asarray(stored))
+    if kind == "rgb":
+        return cond.to_unit_range(np.asarray(stored))
+    if kind == "depth":
+        return cond.depth_condition(stored["depth"], stored["depth_valid"], stored["normal"])
+    raise ValueError(f"unknown condition kind {kind!r}")
+
+
+def condition_tensor(kind: str, stored: Any, palette: np.ndarray | None = None):
+    """Like `condition_to_array` but returns a torch.float32 tensor (C, 256, 256)."""
+    import torch
+
+    return torch.from_numpy(condition_to_array(kind, stored, palette))
+
+
+def image_tensor(image_uint8: np.ndarray):
+    """(256, 256, 3) uint8 RGB -> torch.float32 (3, 256, 256) in [-1, 1] (model image range)."""
+    import torch
+
+    return torch.from_numpy(cond.to_unit_range(image_uint8))
+
+
+try:  # torch is a dependency, but keep this module importable for metadata-only users
+    from torch.utils.data import Dataset as _TorchDataset
+except ImportError:  # pragma: no cover
+    _TorchDataset = object  # type: ignore[misc,assignment]
+
+
+class PackedDataset(_TorchDataset):
+    """Map-style dataset over one pack; each item is a dict (numpy arrays, collatable).
+
+    Keys: ``index`` (int), ``source_id`` (str), ``image`` (uint8 (256, 256, 3)) and
+    ``condition`` (stored form, see module docs).  With ``as_tensors=True`` items instead carry
+    ``image`` float32 (3, 256, 256) and ``condition`` float32 (C, 256, 256), both in [-1, 1],
+    computed in the worker — what the diffusion training loop consumes.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, as_tensors: bool = False):
+        self.info = PackedInfo(path)
+        self.path = self.info.path
+        self.kind = self.info.kind
+        self.palette = self.info.palette
+        self.as_tensors = as_tensors
+        self._file = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return self.info.count
+
+    def _h5(self):
+        # One handle per process: reopen after a fork (DataLoader worker).
+        if self._file is None or self._pid != os.getpid():
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def condition_tensor(self, stored: Any):
+        """This pack's stored condition -> torch.float32 (C, 256, 256) in [-1, 1]."""
+        return condition_tensor(self.kind, stored, self.palette)
+
+    def __getitem__(self, index: int) -> dict:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        f = self._h5()
+        image = f["images"][index]
+        parts = {p.split("/", 1)[1]: f[p][index] for p in condition_paths(self.kind)}
+        stored = parts[self.kind] if len(parts) == 1 else parts
+        sid = f["source_ids"][index]
+        item = {
+            "index": index,
+            "source_id": sid.decode() if isinstance(sid, bytes) else str(sid),
+            "image": image,
+            "condition": stored,
+        }
+        if self.as_tensors:
+            item["image"] = image_tensor(image)
+            item["condition"] = self.condition_tensor(stored)
+        return item
+
+    def __getstate__(self):  # never pickle an open h5py handle into a worker
+        state = dict(self.__dict__)
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,102 @@
+"""Timestep samplers for training: which t each training example gets, with
+importance weights so that the weighted loss stays an unbiased estimate of the
+uniform-t objective.
+
+Both samplers draw from their own seeded CPU ``torch.Generator`` and save/restore
+their full state (``state_dict`` / ``load_state_dict``, tensors only, so
+``torch.load(weights_only=True)`` reads it) for exact resumption.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class UniformSampler:
+    """t ~ Uniform{0..N−1}, all weights 1."""
+
+    def __init__(self, num_timesteps: int, seed: int = 0) -> None:
+        self.num_timesteps = num_timesteps
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def weights(self) -> Tensor:
+        """Unnormalized sampling weights per timestep (float64 [N])."""
+        return torch.ones(self.num_timesteps, dtype=torch.float64)
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """(t [B] long, importance weights [B] float32 = 1 / (N · p(t)))."""
+        w = self.weights()
+        p = w / w.sum()
+        t = torch.multinomial(p, batch_size, replacement=True, generator=self.generator)
+        weights = 1.0 / (self.num_timesteps * p[t])
+        return t.to(device), weights.float().to(device)
+
+    def update_with_all_losses(self, t: Tensor, losses: Tensor) -> None:
+        """Record per-example losses (no-op for the uniform sampler)."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class LossSecondMomentResampler(UniformSampler):
+    """Importance sampling by the loss second moment (improved DDPM).
+
+    Keeps the last ``history_per_term`` losses per timestep. Until every timestep
+    has a full history it samples uniformly; then p(t) ∝ sqrt(mean(loss_t²)),
+    mixed with the uniform distribution: p = (1 − u)·p + u/N, u = ``uniform_prob``.
+    """
+
+    def __init__(
+        self, num_timesteps: int, seed: int = 0, history_per_term: int = 10, uniform_prob: float = 0.001
+    ) -> None:
+        super().__init__(num_timesteps, seed)
+        self.history_per_term = history_per_term
+        self.uniform_prob = uniform_prob
+        self.loss_history = torch.zeros(num_timesteps, history_per_term, dtype=torch.float64)
+        self.loss_counts = torch.zeros(num_timesteps, dtype=torch.long)
+
+    def warmed_up(self) -> bool:
+        return bool((self.loss_counts == self.history_per_term).all())
+
+    def weights(self) -> Tensor:
+        if not self.warmed_up():
+            return torch.ones(self.num_timesteps, dtype=torch.float64)
+        w = torch.sqrt((self.loss_history**2).mean(dim=1))
+        w = w / w.sum()
+        return w * (1.0 - self.uniform_prob) + self.uniform_prob / self.num_timesteps
+
+    def update_with_all_losses(self, t: Tensor, losses: Tensor) -> None:
+        """Append each (t, loss) pair to that timestep's history (oldest dropped when full)."""
+        for ti, loss in zip(t.tolist(), losses.detach().double().cpu().tolist()):
+            n = int(self.loss_counts[ti])
+            if n == self.history_per_term:
+                self.loss_history[ti, :-1] = self.loss_history[ti, 1:].clone()
+                self.loss_history[ti, -1] = loss
+            else:
+                self.loss_history[ti, n] = loss
+                self.loss_counts[ti] = n + 1
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            "generator": self.generator.get_state(),
+            "loss_history": self.loss_history.clone(),
+            "loss_counts": self.loss_counts.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+        self.loss_history.copy_(state["loss_history"])
+        self.loss_counts.copy_(state["loss_counts"])
+
+
+def create_timestep_sampler(name: str, num_timesteps: int, seed: int = 0) -> UniformSampler:
+    """``"uniform"`` or ``"loss-second-moment"``."""
+    if name == "uniform":
+        return UniformSampler(num_timesteps, seed)
+    if name == "loss-second-moment":
+        return LossSecondMomentResampler(num_timesteps, seed)
+    raise ValueError(f"unknown timestep sampler {name!r}; expected 'uniform' or 'loss-second-moment'")
