@@ -1,0 +1,140 @@
+"""The PITI cascade: base model at 64×64 under guidance, then the 64→256 upsampler.
+
+Networks meet the diffusion process here, and only here: a network plus a precomputed
+condition embedding becomes a denoiser `(x_t, t) -> output`; guidance wraps it; a sampler
+walks the respaced process. The condition encoder runs once per batch, not per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from piti_cli.diffusion import samplers
+from piti_cli.diffusion.guidance import classifier_free
+from piti_cli.diffusion.respace import make_process
+from piti_cli.models.encoder import ConditionEmbedding
+from piti_cli.models.piti import PitiModel
+from piti_cli.runtime import PRECISIONS
+
+SAMPLERS = ("ancestral", "ddim", "dpmpp-2m")
+Progress = Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    sampler: str = "ancestral"
+    steps: str = "250"  # respacing: "250", "ddim50", "fast27", "10,10,3,2,2"
+    guidance: float = 1.3  # s in ε_u + s(ε_c − ε_u); 1 = no guidance (one forward, no null batch)
+    normalized: bool = False
+    eta: float = 0.0  # DDIM only
+    init_scale: float = 1.0  # the official upsampler starts from 0.997 · noise
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+BASE_DEFAULTS = StageSettings()
+UPSAMPLE_DEFAULTS = StageSettings(steps="fast27", guidance=1.0, init_scale=0.997)
+
+
+def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel:
+    """Move to the device in the compute dtype. Norms still compute in float32 internally."""
+    return model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
+
+
+def _dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def network_denoiser(model: PitiModel, embedding: ConditionEmbedding, low_res: torch.Tensor | None = None):
+    """Bind a network to a fixed condition embedding (and low-res image) as a denoiser."""
+    dtype = _dtype(model)
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return model(x.to(dtype), t, embedding=embedding, low_res=low_res).float()
+
+    return denoise
+
+
+def make_denoiser(model: PitiModel, cond: torch.Tensor, settings: StageSettings, low_res=None):
+    """Encode the condition once; with guidance also the null condition, batched together."""
+    dtype = _dtype(model)
+    cond = cond.to(dtype)
+    with torch.no_grad():
+        if settings.guidance == 1.0 and not settings.normalized:
+            return network_denoiser(model, model.encode(cond), low_res)
+        null = model.null_condition(cond.shape[0], cond.device, dtype)
+        pair = model.encode(torch.cat([cond, null]))
+    pair_low = None if low_res is None else torch.cat([low_res, low_res])
+    return classifier_free(network_denoiser(model, pair, pair_low), settings.guidance, settings.normalized)
+
+
+def run_sampler(denoiser, process, shape, generator, settings: StageSettings, progress: Progress = None,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+    start = noise if noise is not None else shape
+    common = dict(init_scale=settings.init_scale, progress=progress)
+    if settings.sampler == "ancestral":
+        return samplers.sample_ancestral(denoiser, process, start, generator, **common)
+    if settings.sampler == "ddim":
+        return samplers.sample_ddim(denoiser, process, start, generator, eta=settings.eta, **common)
+    if settings.sampler == "dpmpp-2m":
+        return samplers.sample_dpmpp_2m(denoiser, process, start, generator, **common)
+    raise ValueError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def stage_process(model: PitiModel, settings: StageSettings):
+    d = model.config.diffusion
+    return make_process(d.schedule, d.steps, settings.steps)
+
+
+def sample_stage(
+    model: PitiModel,
+    cond: torch.Tensor,
+    settings: StageSettings,
+    generator: torch.Generator,
+    low_res: torch.Tensor | None = None,
+    progress: Progress = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One stage for a batch of conditions (B, C, S, S) → images (B, 3, H, W) in [-1, 1]."""
+    size = model.config.unet.image_size
+    shape = (cond.shape[0], 3, size, size)
+    enc_size = model.config.encoder.input_size
+    if cond.shape[-1] != enc_size:
+        cond = torch.nn.functional.interpolate(cond.float(), size=(enc_size, enc_size), mode="nearest")
+    denoiser = make_denoiser(model, cond, settings, low_res)
+    with torch.no_grad():
+        return run_sampler(denoiser, stage_process(model, settings), shape, generator, settings, progress, noise)
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """The official hand-over between stages: to 8 bits by truncation, back to [-1, 1]."""
+    return (127.5 * (x.clamp(-1, 1) + 1.0)).int() / 127.5 - 1.0
+
+
+def sample_cascade(
+    base: PitiModel,
+    upsampler: PitiModel | None,
+    cond: torch.Tensor,
+    generator: torch.Generator,
+    base_settings: StageSettings = BASE_DEFAULTS,
+    upsample_settings: StageSettings = UPSAMPLE_DEFAULTS,
+    progress: Progress = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Returns (64-px samples, 256-px samples or None), both in [-1, 1]."""
+    base_steps = len(stage_process(base, base_settings).timestep_map)
+    up_steps = len(stage_process(upsampler, upsample_settings).timestep_map) if upsampler else 0
+    total = base_steps + up_steps
+
+    def stage_progress(offset):
+        return None if progress is None else (lambda done, _total: progress(offset + done, total))
+
+    low = sample_stage(base, cond, base_settings, generator, progress=stage_progress(0))
+    if upsampler is None:
+        return low, None
+    low_res = quantize_8bit(low).to(_dtype(upsampler))
+    high = sample_stage(upsampler, cond, upsample_settings, generator, low_res, stage_progress(base_steps))
+    return low, high

@@ -1,0 +1,71 @@
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tests.pipeline.conftest import tiny_mask_models, tiny_sketch_base  # noqa: F401  (fixtures)
+
+
+def piti(*args):
+    return subprocess.run([sys.executable, "-m", "piti_cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_sample_end_to_end_and_same_seed_same_bytes(tmp_path, tiny_mask_models, reference_dir):
+    base, up = tiny_mask_models
+    masks = reference_dir / "piti_test_inputs" / "mask"
+    common = ["--cond", str(masks), "--base", str(base), "--upsampler", str(up), "--limit", "2",
+              "--steps", "4", "--upsample-steps", "2", "--guidance", "3", "--normalized", "--grid", "--save-64"]
+    first = piti("sample", *common, "--out", str(tmp_path / "a"), "--seed", "7")
+    assert first.returncode == 0, first.stderr
+    second = piti("sample", *common, "--out", str(tmp_path / "b"), "--seed", "7")
+    other = piti("sample", *common, "--out", str(tmp_path / "c"), "--seed", "8", "--limit", "1")
+    names = sorted(p.stem for p in masks.glob("*.png"))[:2]
+    for name in names:
+        a = (tmp_path / "a" / f"{name}.png").read_bytes()
+        assert a == (tmp_path / "b" / f"{name}.png").read_bytes()
+        assert Image.open(tmp_path / "a" / f"{name}.png").size == (256, 256)
+        assert Image.open(tmp_path / "a" / "64" / f"{name}.png").size == (64, 64)
+    assert (tmp_path / "a" / f"{names[0]}.png").read_bytes() != (tmp_path / "c" / f"{names[0]}.png").read_bytes()
+    assert Image.open(tmp_path / "a" / "grid.png").size == (512, 256)
+    sidecar = json.loads((tmp_path / "a" / "piti_sample.json").read_text())
+    assert sidecar["base"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
+    assert sidecar["base"]["guidance"] == 3.0 and sidecar["base"]["normalized"] is True
+    assert sidecar["upsampler"]["steps"] == "2" and sidecar["upsampler"]["init_scale"] == 0.997
+    assert sidecar["outputs"] == [f"{n}.png" for n in names]
+
+
+def test_base_only_with_ddim_and_dpmpp(tmp_path, tiny_sketch_base, reference_dir):
+    sketch = sorted((reference_dir / "piti_test_inputs" / "sketch").glob("*.png"))[0]
+    for sampler in ("ddim", "dpmpp-2m"):
+        result = piti("sample", "--cond", str(sketch), "--base", str(tiny_sketch_base), "--base-only",
+                      "--sampler", sampler, "--steps", "5", "-n", "2", "--out", str(tmp_path / sampler))
+        assert result.returncode == 0, result.stderr
+        outs = sorted(p.name for p in (tmp_path / sampler).glob("*.png"))
+        assert outs == [f"{sketch.stem}_0.png", f"{sketch.stem}_1.png"]
+        arr = np.asarray(Image.open(tmp_path / sampler / outs[0]))
+        assert arr.shape == (64, 64, 3)
+
+
+def test_bad_inputs_write_nothing(tmp_path, tiny_mask_models):
+    base, up = tiny_mask_models
+    folder = tmp_path / "in"
+    folder.mkdir()
+    img = np.zeros((64, 64, 3), np.uint8)
+    Image.fromarray(img).save(folder / "a.png")
+    img[3, 3] = (9, 9, 9)
+    Image.fromarray(img).save(folder / "b.png")
+    result = piti("sample", "--cond", str(folder), "--base", str(base), "--upsampler", str(up), "--out", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert "b.png: colour (9, 9, 9) is not in the coco-stuff palette" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    # A base model given as the upsampler is refused by name.
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)
+    result = piti("sample", "--cond", str(folder / "a.png"), "--base", str(base), "--upsampler", str(base), "--out", str(tmp_path / "o"))
+    assert result.returncode == 1 and "expected the upsampler" in result.stderr
+    result = piti("sample", "--cond", str(folder / "a.png"), "--base", str(base), "--base-only", "--steps", "abc", "--out", str(tmp_path / "o"))
+    assert result.returncode == 1 and "--steps abc" in result.stderr
