@@ -31,6 +31,7 @@ class StageSettings:
     normalized: bool = False
     eta: float = 0.0  # DDIM only
     init_scale: float = 1.0  # the official upsampler starts from 0.997 · noise
+    clip_denoised: bool = True  # clip x0 predictions to [-1, 1] as the official sampler does
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +76,7 @@ def make_denoiser(model: PitiModel, cond: torch.Tensor, settings: StageSettings,
 def run_sampler(denoiser, process, shape, generator, settings: StageSettings, progress: Progress = None,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
     start = noise if noise is not None else shape
-    common = dict(init_scale=settings.init_scale, progress=progress)
+    common = dict(init_scale=settings.init_scale, clip_denoised=settings.clip_denoised, progress=progress)
     if settings.sampler == "ancestral":
         return samplers.sample_ancestral(denoiser, process, start, generator, **common)
     if settings.sampler == "ddim":

@@ -69,3 +69,16 @@ def test_bad_inputs_write_nothing(tmp_path, tiny_mask_models):
     assert result.returncode == 1 and "expected the upsampler" in result.stderr
     result = piti("sample", "--cond", str(folder / "a.png"), "--base", str(base), "--base-only", "--steps", "abc", "--out", str(tmp_path / "o"))
     assert result.returncode == 1 and "--steps abc" in result.stderr
+
+
+def test_edit_from_the_cli(tmp_path, tiny_mask_models, reference_dir):
+    base, up = tiny_mask_models
+    masks = sorted((reference_dir / "piti_test_inputs" / "mask").glob("*.png"))
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((80, 80, 3)) * 255).astype(np.uint8)).save(photo)
+    result = piti("edit", "--cond", str(masks[0]), "--edited", str(masks[1]), "--image", str(photo),
+                  "--base", str(base), "--steps", "4", "--out", str(tmp_path / "e"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["edited.png", "reconstruction.png"]
+    for name in ("edited", "reconstruction"):
+        assert Image.open(tmp_path / "e" / f"{name}.png").size == (64, 64)

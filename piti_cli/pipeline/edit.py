@@ -1,0 +1,132 @@
+"""Image manipulation (paper appendix): DDIM with the noise held fixed.
+
+Two conditions sampled from the same x_T with deterministic DDIM give images that agree
+wherever the conditions agree, so editing a mask edits only the edited region. A real photo
+enters the same way: DDIM inversion under its condition gives the x_T that regenerates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from piti_cli.diffusion.samplers import ddim_invert
+from piti_cli.models.piti import PitiModel
+from piti_cli.pipeline.cascade import StageSettings, make_denoiser, sample_stage, stage_process
+
+
+def ddim_settings(settings: StageSettings) -> StageSettings:
+    """Editing needs a deterministic map noise ↔ image: DDIM with eta = 0."""
+    return replace(settings, sampler="ddim", eta=0.0)
+
+
+def _fit(model: PitiModel, cond: torch.Tensor) -> torch.Tensor:
+    size = model.config.encoder.input_size
+    return cond if cond.shape[-1] == size else F.interpolate(cond.float(), size=(size, size), mode="nearest")
+
+
+def invert(model: PitiModel, image: torch.Tensor, cond: torch.Tensor, settings: StageSettings, progress=None) -> torch.Tensor:
+    """x_T that DDIM maps back to `image` (B, 3, S, S) in [-1, 1] under `cond`."""
+    size = model.config.unet.image_size
+    if image.shape[-1] != size:
+        image = F.interpolate(image.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+    # No x0 clipping in either direction: clipping makes the DDIM map non-invertible.
+    settings = replace(ddim_settings(settings), clip_denoised=False)
+    denoiser = make_denoiser(model, _fit(model, cond), settings)
+    with torch.no_grad():
+        return ddim_invert(denoiser, stage_process(model, settings), image.float(), clip_denoised=False, progress=progress)
+
+
+def edit(
+    model: PitiModel,
+    cond: torch.Tensor,
+    edited_cond: torch.Tensor,
+    settings: StageSettings,
+    generator: torch.Generator,
+    noise: torch.Tensor | None = None,
+    progress=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image under `cond`, image under `edited_cond`), both from the same x_T.
+
+    `noise` is x_T (e.g. from `invert`, then sampled without clipping, as it was inverted);
+    without it one is drawn from `generator`.
+    """
+    settings = ddim_settings(settings)
+    if noise is not None:
+        settings = replace(settings, clip_denoised=False)
+    size = model.config.unet.image_size
+    if noise is None:
+        noise = torch.randn((cond.shape[0], 3, size, size), generator=generator, device=generator.device)
+    original = sample_stage(model, cond, settings, generator, noise=noise, progress=progress)
+    edited = sample_stage(model, edited_cond, settings, generator, noise=noise, progress=progress)
+    return original, edited
+
+
+def run_edit(
+    cond_path: str,
+    edited_path: str,
+    out,
+    base: str | None = None,
+    upsampler: str | None = None,
+    image_path: str | None = None,
+    settings: StageSettings = StageSettings(sampler="ddim", steps="ddim50", guidance=1.0),
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "fp32",
+    weights_dir: str | None = None,
+    progress=None,
+) -> list:
+    """Write original.png and edited.png (256 px with an upsampler, else 64 px) into `out`.
+
+    With `image_path`, x_T comes from DDIM inversion of that photo under `cond_path`, and
+    reconstruction.png shows how faithfully the inversion regenerates it."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from piti_cli.errors import InputError
+    from piti_cli.pipeline.cascade import UPSAMPLE_DEFAULTS, prepare, quantize_8bit
+    from piti_cli.pipeline.inputs import _read_image, load_conditions
+    from piti_cli.pipeline.sample import DEFAULT_BASE, DEFAULT_UPSAMPLER, _load, _save_png, _to_uint8
+    from piti_cli.runtime import resolve_device
+
+    out = Path(out)
+    dev = resolve_device(device)
+    model, _ = _load(base or DEFAULT_BASE, weights_dir, "base model")
+    kind = model.config.input_kind
+    (a,), (b,) = load_conditions(cond_path, kind, 1), load_conditions(edited_path, kind, 1)
+    photo = None
+    if image_path:
+        arr = _read_image(Path(image_path))
+        if arr.ndim != 3 or arr.shape[2] < 3:
+            raise InputError(f"{image_path}: the photo must be an RGB image")
+        photo = torch.from_numpy(np.ascontiguousarray(arr[..., :3].transpose(2, 0, 1))).float()[None] / 127.5 - 1
+    up = None
+    if upsampler or not base:
+        up, _ = _load(upsampler or DEFAULT_UPSAMPLER, weights_dir, "upsampler")
+        up = prepare(up, dev, precision)
+    model = prepare(model, dev, precision)
+    cond_a = torch.from_numpy(a.array)[None].to(dev)
+    cond_b = torch.from_numpy(b.array)[None].to(dev)
+    generator = torch.Generator(dev).manual_seed(seed)
+    noise = invert(model, photo.to(dev), cond_a, settings, progress) if photo is not None else None
+    images = dict(zip(("original", "edited"), edit(model, cond_a, cond_b, settings, generator, noise, progress)))
+    if photo is not None:
+        images["reconstruction"] = images.pop("original")  # the photo regenerated from its x_T
+    if up is not None:
+        # The same upsampler noise for every image, so differences come from the 64-px stage only.
+        up_settings = replace(UPSAMPLE_DEFAULTS, sampler="ddim", steps="ddim25")
+        up_noise = torch.randn((1, 3, up.config.unet.image_size, up.config.unet.image_size),
+                               generator=torch.Generator(dev).manual_seed(seed + 1), device=dev)
+        conds = {"original": cond_a, "edited": cond_b, "reconstruction": cond_a}
+        images = {name: sample_stage(up, conds[name], up_settings, generator, quantize_8bit(img).to(next(up.parameters()).dtype),
+                                     noise=up_noise)
+                  for name, img in images.items()}
+    written = []
+    for name, img in images.items():
+        path = out / f"{name}.png"
+        _save_png(_to_uint8(img[0]), path)
+        written.append(path)
+    return written
