@@ -29,7 +29,7 @@ class MultiheadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, width = x.shape
-        qkv = self.c_qkv(x).view(b, n, self.heads, -1).transpose(1, 2)  # (b, heads, n, 3·ch)
+        qkv = self.c_qkv(x).view(b, n, self.heads, -1).transpose(1, 2).contiguous()  # (b, heads, n, 3·ch)
         q, k, v = qkv.chunk(3, dim=-1)
         h = F.scaled_dot_product_attention(q, k, v)
         return self.c_proj(h.transpose(1, 2).reshape(b, n, width))

@@ -1,0 +1,121 @@
+"""Network cost on this machine: the full presets, fp32 vs bf16, against a measured matmul peak.
+
+Prints, for the full GLIDE-base-sized PITI model (random weights; cost does not depend on
+them): ms per call at batch 1 and for the guided cond+uncond batch of 2, GFLOP per call, the
+fraction of the measured GEMM peak it reaches; the same for the upsampler (256², batch 1);
+the condition encoder once; the resulting time per image for the official 250 + fast27
+schedule; then the sampler-accuracy table (`sampler_accuracy.py`).
+
+    python benchmarks/sampling.py            # add --quick to skip the upsampler
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from piti_cli.models.config import PRESETS
+from piti_cli.models.piti import build_model
+
+# The official implementation on this machine, fp32 (from the project brief).
+OFFICIAL = {"base_guided_call_s": 1.74, "upsampler_call_s": 4.56, "encoder_s": 0.19, "steps": (250, 27)}
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 2048, reps: int = 6) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def timed(fn, reps: int) -> float:
+    fn()  # warm-up (oneDNN primitive creation)
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def gflop(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def model_in(preset: str, dtype: torch.dtype):
+    torch.manual_seed(0)
+    model = build_model(PRESETS[preset]).eval().requires_grad_(False)
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.02)
+    return model.to(dtype)
+
+
+def report(label: str, seconds: float, flops: float, peak: float) -> None:
+    print(f"  {label:<34}{seconds * 1000:>9.0f} ms{flops:>9.1f} GFLOP{flops / seconds:>8.0f} GFLOP/s"
+          f"{100 * flops / seconds / peak:>6.0f}% of peak")
+
+
+def main(quick: bool = False) -> None:
+    torch.set_grad_enabled(False)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peaks = {torch.float32: gemm_peak(torch.float32), torch.bfloat16: gemm_peak(torch.bfloat16)}
+    print(f"GEMM peak 2048²: fp32 {peaks[torch.float32]:.0f} GFLOP/s, bf16 {peaks[torch.bfloat16]:.0f} GFLOP/s")
+
+    results = {}
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        model = model_in("piti-base-mask", dtype)
+        cond = torch.rand(2, 3, 256, 256, dtype=dtype) * 2 - 1
+        emb = model.encode(cond)
+        x = torch.randn(2, 3, 64, 64, dtype=dtype)
+        t = torch.tensor([500.0, 500.0])
+        one = emb.__class__(emb.pooled[:1], emb.tokens[:1])
+        print(f"base 64² ({name}):")
+        for label, fn, reps in (
+            ("batch 1", lambda: model(x[:1], t[:1], embedding=one), 3),
+            ("batch 2 (guided: cond+uncond)", lambda: model(x, t, embedding=emb), 3),
+            ("condition encoder, batch 2", lambda: model.encode(cond), 2),
+        ):
+            seconds = timed(fn, reps)
+            results[(name, label)] = seconds
+            report(label, seconds, gflop(fn), peaks[dtype])
+        del model
+        if not quick:
+            up = model_in("piti-upsample-mask", dtype)
+            cond1 = cond[:1]
+            up_emb = up.encode(cond1)
+            xs, low = torch.randn(1, 3, 256, 256, dtype=dtype), torch.rand(1, 3, 64, 64, dtype=dtype) * 2 - 1
+            fn = lambda: up(xs, t[:1], embedding=up_emb, low_res=low)  # noqa: E731
+            seconds = timed(fn, 1)
+            results[(name, "upsampler")] = seconds
+            print(f"upsampler 256² ({name}):")
+            report("batch 1", seconds, gflop(fn), peaks[dtype])
+            del up
+
+    base_steps, up_steps = OFFICIAL["steps"]
+    official = base_steps * (OFFICIAL["base_guided_call_s"] + OFFICIAL["encoder_s"]) + up_steps * (
+        OFFICIAL["upsampler_call_s"] + OFFICIAL["encoder_s"])
+    print(f"\nper image, {base_steps} guided base steps + {up_steps} upsampler steps (encoder once):")
+    print(f"  official implementation (fp32, encoder every step): {official / 60:.1f} min")
+    for name in ("fp32", "bf16"):
+        if (name, "upsampler") not in results:
+            continue
+        ours = base_steps * results[(name, "batch 2 (guided: cond+uncond)")] + up_steps * results[(name, "upsampler")]
+        ours += results[(name, "condition encoder, batch 2")]
+        print(f"  piti {name}: {ours / 60:.1f} min  ({official / ours:.2f}× faster than official)")
+    ratio = results[("fp32", "batch 2 (guided: cond+uncond)")] / results[("bf16", "batch 2 (guided: cond+uncond)")]
+    print(f"  guided base call bf16 speed-up over fp32: {ratio:.2f}×")
+
+    print("\nsampler accuracy (RMSE vs a 1000-step DDIM reference):")
+    from sampler_accuracy import main as accuracy
+
+    accuracy()
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)
