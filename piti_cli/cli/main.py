@@ -11,7 +11,7 @@ import sys
 import typer
 
 from piti_cli import __version__
-from piti_cli.cli import edit, eval as eval_cmd, prep, sample, weights
+from piti_cli.cli import edit, eval as eval_cmd, prep, sample, train, weights
 
 app = typer.Typer(
     name="piti",
@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (sample, edit, prep, eval_cmd, weights):
+for module in (sample, edit, prep, eval_cmd, weights, train):
     module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Finetuning GLIDE into PITI: data stream, trainer, checkpoints, export (`piti finetune`)."""

@@ -1,0 +1,194 @@
+"""`piti finetune` (base model, stage encoder|joint), `piti finetune export`, `piti upsample-train`.
+
+`piti finetune` is a group whose callback carries the training options and trains when no
+subcommand follows; `piti finetune export RUN OUT` writes the EMA weights. Multi-GPU or
+multi-node: launch the same command under torchrun (`torchrun --nproc-per-node 8 -m piti_cli
+finetune ...`); --batch-size is the global batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from piti_cli.cli.ui import console, progress_bar
+
+finetune_app = typer.Typer(
+    help="Finetune GLIDE's base model into PITI: stage 1 `--stage encoder` (decoder frozen), "
+    "stage 2 `--stage joint` (everything). Without a subcommand it trains.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(finetune_app, name="finetune")
+    root.command("upsample-train")(upsample_train)
+
+
+DATA = typer.Option(None, "--data", help="Training pack from `piti prep pack` (.h5).")
+RUN_DIR = typer.Option(..., "--run-dir", "-o", help="Run folder: config.json, metrics.jsonl, samples/, checkpoints/.")
+RESUME = typer.Option(False, "--resume", help="Continue the run in --run-dir from its latest checkpoint (its config.json; --max-steps may change).")
+PRESET = typer.Option(None, "--preset", help="Preset of the --init file when its layout names none (e.g. glide-base-tiny).")
+INPUT_KIND = typer.Option(None, "--input-kind", help="mask | sketch | depth-normal (default: from the pack).")
+GLIDE = typer.Option(None, "--glide", help="GLIDE file for an encoder-only --init.")
+BATCH = typer.Option(16, "--batch-size", help="Global batch (all processes together).")
+MICRO = typer.Option(0, "--microbatch", help="Gradient accumulation: microbatch size per process (0 = whole batch).")
+LR = typer.Option(None, "--lr", help="AdamW learning rate (default 3.5e-5 stage encoder, 3e-5 joint).")
+WD = typer.Option(0.0, "--weight-decay")
+EMA = typer.Option(["0.9999"], "--ema-rate", help="EMA rate; repeat for several.")
+FRACTION = typer.Option(1.0, "--data-fraction", help="Train on this seeded fraction of the pack (paper: 0.25, 0.5).")
+FLIP = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips.")
+TSAMPLER = typer.Option("loss-second-moment", "--timestep-sampler", help="uniform | loss-second-moment.")
+STEPS = typer.Option(1000, "--max-steps")
+CLIP = typer.Option(0.0, "--grad-clip", help="Clip the gradient norm (0 = off).")
+PRECISION = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, GPU only).")
+DEVICE = typer.Option("auto", "--device")
+SEED = typer.Option(0, "--seed")
+WORKERS = typer.Option(0, "--workers", help="DataLoader worker processes.")
+LOG_EVERY = typer.Option(10, "--log-every")
+SAVE_EVERY = typer.Option(1000, "--save-every")
+SAMPLE_EVERY = typer.Option(0, "--sample-every", help="Write a sample grid every N steps (0 = never).")
+SAMPLE_STEPS = typer.Option("ddim25", "--sample-steps", help="Respacing for the sample grids.")
+KEEP = typer.Option(2, "--keep-checkpoints", help="How many training checkpoints to keep.")
+
+
+def _run(cfg_kwargs: dict, resume: bool, max_steps_given: bool) -> None:
+    from piti_cli.train.config import TrainConfig
+    from piti_cli.train.loop import train
+
+    run_dir = Path(cfg_kwargs["run_dir"])
+    if resume and (run_dir / "config.json").exists():
+        cfg = TrainConfig.load(run_dir / "config.json")
+        if max_steps_given:
+            cfg.max_steps = cfg_kwargs["max_steps"]
+    else:
+        missing = [name for name in ("data", "init") if not cfg_kwargs.get(name)]
+        if missing:
+            raise typer.BadParameter(f"missing --{missing[0]}")
+        cfg = TrainConfig(**cfg_kwargs)
+    with progress_bar("train", total=cfg.max_steps) as update:
+        result = train(cfg, resume=resume, progress=update)
+    console.print(f"step {result.step}: checkpoint {result.checkpoint}  run {result.run_dir}")
+
+
+@finetune_app.callback()
+def finetune(
+    ctx: typer.Context,
+    data: Optional[str] = DATA,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-o", help="Run folder: config.json, metrics.jsonl, samples/, checkpoints/."),
+    stage: str = typer.Option("encoder", "--stage", help="encoder (stage 1: decoder frozen) | joint (stage 2: everything)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from: GLIDE base.pt (path or registry id, e.g. glide-base), a PITI file, or a stage-1 run folder. Default for --stage encoder: glide-base."),
+    resume: bool = RESUME,
+    preset: Optional[str] = PRESET,
+    input_kind: Optional[str] = INPUT_KIND,
+    glide: Optional[str] = GLIDE,
+    batch_size: int = BATCH,
+    microbatch: int = MICRO,
+    lr: Optional[float] = LR,
+    weight_decay: float = WD,
+    ema_rate: List[str] = EMA,
+    uncond_p: float = typer.Option(0.2, "--uncond-p", help="Probability of the null condition (classifier-free guidance)."),
+    data_fraction: float = FRACTION,
+    flip: bool = FLIP,
+    timestep_sampler: str = TSAMPLER,
+    max_steps: int = STEPS,
+    grad_clip: float = CLIP,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    seed: int = SEED,
+    workers: int = WORKERS,
+    log_every: int = LOG_EVERY,
+    save_every: int = SAVE_EVERY,
+    sample_every: int = SAMPLE_EVERY,
+    sample_steps: str = SAMPLE_STEPS,
+    keep_checkpoints: int = KEEP,
+) -> None:
+    """Finetune the 64×64 base model (trains when no subcommand is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if run_dir is None:
+        raise typer.BadParameter("missing --run-dir")
+    if init is None and stage == "encoder":
+        init = "glide-base"
+    kwargs = dict(
+        data=data, run_dir=str(run_dir), init=init, stage=stage, upsampler=False, preset=preset,
+        input_kind=input_kind, glide=glide, batch_size=batch_size, microbatch=microbatch, lr=lr,
+        weight_decay=weight_decay, ema_rates=tuple(float(r) for r in ema_rate), uncond_p=uncond_p,
+        data_fraction=data_fraction, flip=flip, timestep_sampler=timestep_sampler, max_steps=max_steps,
+        grad_clip=grad_clip, precision=precision, device=device, seed=seed, num_workers=workers,
+        log_every=log_every, save_every=save_every, sample_every=sample_every, keep_checkpoints=keep_checkpoints,
+        sample_steps=sample_steps,
+    )
+    _run(kwargs, resume, _given(ctx, "max_steps"))
+
+
+@finetune_app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Run folder (its latest checkpoint) or a training checkpoint file."),
+    out: Path = typer.Argument(..., help="Output: .pt (official plain layout) or .safetensors (with the config)."),
+    rate: Optional[float] = typer.Option(None, "--ema-rate", help="Which EMA when the run keeps several (default: the first)."),
+) -> None:
+    """Write the EMA weights as a model file that `piti sample` loads."""
+    from piti_cli.train.state import export_ema
+
+    path, config, step = export_ema(run, out, rate)
+    console.print(f"wrote {path} ({config.name}, EMA at step {step})")
+
+
+def upsample_train(
+    ctx: typer.Context,
+    data: Optional[str] = DATA,
+    run_dir: Path = RUN_DIR,
+    init: str = typer.Option("glide-upsample", "--init", help="GLIDE upsample.pt (path or registry id) or a PITI upsampler file / run folder."),
+    stage: str = typer.Option("joint", "--stage", help="joint (official) | encoder."),
+    resume: bool = RESUME,
+    preset: Optional[str] = PRESET,
+    input_kind: Optional[str] = INPUT_KIND,
+    batch_size: int = typer.Option(4, "--batch-size", help="Global batch (official: 4)."),
+    microbatch: int = MICRO,
+    lr: float = typer.Option(1e-5, "--lr", help="AdamW learning rate (official upsampler: 1e-5)."),
+    ema_rate: List[str] = EMA,
+    uncond_p: float = typer.Option(0.0, "--uncond-p", help="Null-condition probability (official upsampler: 0)."),
+    data_fraction: float = FRACTION,
+    flip: bool = FLIP,
+    timestep_sampler: str = typer.Option("uniform", "--timestep-sampler", help="uniform (official upsampler) | loss-second-moment."),
+    max_steps: int = STEPS,
+    grad_clip: float = CLIP,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    seed: int = SEED,
+    workers: int = WORKERS,
+    perceptual: str = typer.Option("vgg", "--perceptual", help="vgg (VGG-19 conv2_2, paper) | lpips | none."),
+    perceptual_weight: float = typer.Option(0.004, "--perceptual-weight"),
+    perceptual_weights_file: Optional[str] = typer.Option(None, "--perceptual-weights", help="Local VGG-19 state dict (no download)."),
+    adv_weight: float = typer.Option(0.01, "--adv-weight", help="WGAN-GP PatchGAN loss weight (0 = off)."),
+    aux_start: int = typer.Option(100, "--aux-start", help="Perceptual and adversarial losses start at this step."),
+    disc_lr: float = typer.Option(1e-5, "--disc-lr"),
+    log_every: int = LOG_EVERY,
+    save_every: int = SAVE_EVERY,
+    sample_every: int = SAMPLE_EVERY,
+    keep_checkpoints: int = KEEP,
+) -> None:
+    """Train the 64→256 upsampler (low-res inputs degraded on the fly, BSR pipeline)."""
+    kwargs = dict(
+        data=data, run_dir=str(run_dir), init=init, stage=stage, upsampler=True, preset=preset,
+        input_kind=input_kind, batch_size=batch_size, microbatch=microbatch, lr=lr,
+        ema_rates=tuple(float(r) for r in ema_rate), uncond_p=uncond_p, data_fraction=data_fraction,
+        flip=flip, timestep_sampler=timestep_sampler, max_steps=max_steps, grad_clip=grad_clip,
+        precision=precision, device=device, seed=seed, num_workers=workers, perceptual=perceptual,
+        perceptual_weight=perceptual_weight if perceptual != "none" else 0.0,
+        perceptual_weights_file=perceptual_weights_file, adv_weight=adv_weight, aux_start=aux_start,
+        disc_lr=disc_lr, log_every=log_every, save_every=save_every, sample_every=sample_every,
+        keep_checkpoints=keep_checkpoints, sample_steps="fast27",
+    )
+    _run(kwargs, resume, _given(ctx, "max_steps"))
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    import click
+
+    source = ctx.get_parameter_source(name)
+    return source is not None and source != click.core.ParameterSource.DEFAULT

@@ -1,0 +1,166 @@
+"""Training batches from a `piti prep pack` file, in a resumable, process-count-free order.
+
+The run sees one endless stream of *global sample numbers* k = 0, 1, 2, …  Sample k is
+item ``perm_e[k mod n]`` of the (optionally reduced, `data_fraction`) pack, where epoch
+e = k // n has its own seeded permutation. Step s consumes k in [s·G, (s+1)·G) for the
+global batch G; process r of W takes its contiguous slice of it. Every random choice of a
+sample (flip, condition dropout, BSR degradation, diffusion noise) comes from a generator
+seeded by (seed, k). Hence:
+
+* resuming at step s only needs s (no loader state);
+* W processes with batch G/W see exactly the samples, flips, noise that one process with
+  batch G sees, in the same order.
+
+Items (model-ready tensors): ``image`` (3, S, S) in [-1, 1] at the model's size (64 base,
+256 upsampler, bicubic with antialiasing); ``condition`` (C, E, E) at the encoder's input
+size (nearest), replaced by the null condition (all ones) with probability `uncond_p`;
+``noise`` (3, S, S); ``low_res`` (3, 64, 64) for the upsampler; ``k``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from piti_cli.data.reader import PackedDataset
+from piti_cli.errors import InputError
+
+# pack condition kind -> model input kinds it can feed
+PACK_TO_MODEL_KIND = {"mask": "mask", "sketch": "sketch", "depth": "depth-normal", "rgb": "mask"}
+_NOISE_SALT = 0x5EED
+
+
+def subset_indices(count: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random `fraction` of `count` items (at least one)."""
+    if fraction >= 1.0:
+        return np.arange(count)
+    keep = max(1, math.ceil(fraction * count))
+    rng = np.random.default_rng([seed, 0xF4AC])
+    return np.sort(rng.permutation(count)[:keep])
+
+
+def flip_condition(kind: str, stored):
+    """Mirror a stored condition left-right. Depth normals also get x negated: a mirrored
+    surface faces the other way (the official DIODE loader flipped the picture only)."""
+    if kind == "depth":
+        normal = np.ascontiguousarray(stored["normal"][:, ::-1]).copy()
+        normal[..., 0] *= -1.0
+        return {
+            "depth": np.ascontiguousarray(stored["depth"][:, ::-1]),
+            "depth_valid": np.ascontiguousarray(stored["depth_valid"][:, ::-1]),
+            "normal": normal,
+        }
+    return np.ascontiguousarray(np.asarray(stored)[:, ::-1])
+
+
+def to_unit(image_uint8_hwc: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image_uint8_hwc)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def resize_image(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size:
+        return x
+    out = F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+    return out.clamp(-1.0, 1.0)
+
+
+def resize_condition(c: torch.Tensor, size: int) -> torch.Tensor:
+    if c.shape[-1] == size:
+        return c
+    return F.interpolate(c[None], size=(size, size), mode="nearest")[0]
+
+
+class TrainingStream(torch.utils.data.Dataset):
+    """Map from a global sample number k to one training item (see module doc)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        image_size: int,
+        condition_size: int,
+        condition_channels: int,
+        seed: int = 0,
+        uncond_p: float = 0.0,
+        flip: bool = True,
+        data_fraction: float = 1.0,
+        low_res: bool = False,
+        l0_mode: str = "correct",
+    ):
+        self.pack = PackedDataset(path, as_tensors=False)
+        self.kind = self.pack.kind
+        self.indices = subset_indices(len(self.pack), data_fraction, seed)
+        self.image_size, self.condition_size = image_size, condition_size
+        self.condition_channels = condition_channels
+        self.seed, self.uncond_p, self.flip = seed, uncond_p, flip
+        self.low_res, self.l0_mode = low_res, l0_mode
+        self._perm_epoch, self._perm = -1, None
+        if len(self.pack) == 0:
+            raise InputError(f"{path}: the pack holds no samples")
+
+    def __len__(self) -> int:  # the stream is endless; this is one epoch
+        return len(self.indices)
+
+    def item_index(self, k: int) -> int:
+        """Pack index of global sample number k."""
+        n = len(self.indices)
+        epoch, pos = divmod(k, n)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(n, generator=g).numpy()
+            self._perm_epoch = epoch
+        return int(self.indices[self._perm[pos]])
+
+    def __getitem__(self, k: int) -> dict:
+        rng = np.random.default_rng([self.seed, k])
+        raw = self.pack[self.item_index(k)]
+        image, stored = raw["image"], raw["condition"]
+        if self.flip and rng.random() < 0.5:
+            image = np.ascontiguousarray(image[:, ::-1])
+            stored = flip_condition(self.kind, stored)
+        drop = rng.random() < self.uncond_p
+        cond = self.pack.condition_tensor(stored)
+        if cond.shape[0] != self.condition_channels:
+            raise InputError(
+                f"{self.pack.path}: {self.kind} conditions have {cond.shape[0]} channels, "
+                f"the model's encoder takes {self.condition_channels}"
+            )
+        cond = resize_condition(cond, self.condition_size)
+        if drop:
+            cond = torch.ones_like(cond)
+        item = {"k": k, "image": resize_image(to_unit(image), self.image_size), "condition": cond}
+        if self.low_res:
+            from data_prep.degrade import degrade_bsr
+
+            item["low_res"] = to_unit(degrade_bsr(np.ascontiguousarray(image), rng, sf=4, l0_mode=self.l0_mode))
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + k) * 7 + _NOISE_SALT)
+        item["noise"] = torch.randn(item["image"].shape, generator=g)
+        return item
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batches of global sample numbers for steps start_step, start_step+1, …, end_step−1,
+    this process's slice of each global batch."""
+
+    def __init__(self, start_step: int, end_step: int, global_batch: int, rank: int = 0, world_size: int = 1):
+        self.start, self.end = start_step, end_step
+        self.global_batch, self.rank, self.world = global_batch, rank, world_size
+        self.local = global_batch // world_size
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __iter__(self):
+        for step in range(self.start, self.end):
+            first = step * self.global_batch + self.rank * self.local
+            yield list(range(first, first + self.local))
+
+
+def make_loader(stream: TrainingStream, batches: StepBatches, num_workers: int = 0):
+    return torch.utils.data.DataLoader(
+        stream, batch_sampler=batches, num_workers=num_workers,
+        persistent_workers=False, pin_memory=torch.cuda.is_available(),
+    )

@@ -1,0 +1,283 @@
+"""The training loop behind `piti finetune` and `piti upsample-train`.
+
+`train(config)` runs in every process of a torchrun job (or alone). Per step: draw the
+global batch's timesteps from the shared sampler (every process holds the same sampler
+state), take this process's slice, accumulate gradients over microbatches (each scaled by
+microbatch/batch so the gradient is the batch mean; DDP averages over processes), update
+the sampler with the losses of all processes in global order, clip, step AdamW, update the
+EMAs. Stage `encoder` freezes the decoder. Rank 0 writes metrics, grids and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from piti_cli.errors import InputError
+from piti_cli.io_utils import atomic_write_text
+from piti_cli.runtime import autocast
+from piti_cli.train import distributed as D
+from piti_cli.train import state as S
+from piti_cli.train.config import TrainConfig
+from piti_cli.train.data import PACK_TO_MODEL_KIND, StepBatches, TrainingStream, make_loader
+from piti_cli.train.ema import EMA
+from piti_cli.train.objective import Critic, microbatch_terms
+
+Progress = Callable[..., None] | None
+
+
+@dataclass
+class TrainResult:
+    step: int
+    run_dir: Path
+    checkpoint: Path | None
+    last_metrics: dict
+
+
+def _model_kind(cfg: TrainConfig, pack_kind: str) -> str:
+    return cfg.input_kind or PACK_TO_MODEL_KIND[pack_kind]
+
+
+def _all_reduce_grads(module: nn.Module) -> None:
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: bool = False,
+                 perceptual: nn.Module | None = None):
+        from piti_cli.data.reader import PackedInfo
+        from piti_cli.diffusion.respace import make_process
+        from piti_cli.diffusion.timestep_samplers import create_timestep_sampler
+        from piti_cli.models.config import ModelConfig
+        from piti_cli.models.piti import build_model
+
+        self.cfg, self.info, self.device = cfg, info, device
+        self.run_dir = Path(cfg.run_dir)
+        ckpt = S.latest_checkpoint(self.run_dir)
+        if ckpt is not None and not resume:
+            raise InputError(f"{self.run_dir}: already holds checkpoints; pass --resume or choose another --run-dir")
+        self.resume_state = S.load_state(ckpt) if (resume and ckpt is not None) else None
+        torch.manual_seed(cfg.seed * 1000 + info.rank)
+        if self.resume_state is not None:
+            config = ModelConfig.from_dict(self.resume_state["model_config"])
+            model = build_model(config)
+        else:
+            pack_kind = PackedInfo(cfg.data).kind
+            model, config = S.initial_model(cfg.init, preset=cfg.preset, glide=cfg.glide,
+                                            input_kind=_model_kind(cfg, pack_kind))
+        if config.is_upsampler != cfg.upsampler:
+            what = "an upsampler" if config.is_upsampler else "a base model"
+            raise InputError(f"{cfg.init}: is {what}; use `piti {'upsample-train' if config.is_upsampler else 'finetune'}`")
+        self.config = config
+        model = model.to(device)
+        if cfg.stage == "encoder":
+            model.decoder.requires_grad_(False)
+        self.model = model
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.ema = EMA(model, cfg.ema_rates)
+        self.opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.net: nn.Module = model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.net = DDP(model, device_ids=ids, broadcast_buffers=False)
+        d = config.diffusion
+        self.process = make_process(d.schedule, d.steps)
+        self.sampler = create_timestep_sampler(cfg.timestep_sampler, self.process.num_timesteps, seed=cfg.seed)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        self.autocast = lambda: autocast(device, cfg.precision)
+        self.local_batch = cfg.per_rank_batch(info.world_size)
+        self.micro = cfg.microbatch_size(info.world_size)
+        enc = config.encoder
+        self.stream = TrainingStream(
+            cfg.data, image_size=config.unet.image_size, condition_size=enc.input_size,
+            condition_channels=enc.in_channels, seed=cfg.seed, uncond_p=cfg.uncond_p, flip=cfg.flip,
+            data_fraction=cfg.data_fraction, low_res=config.is_upsampler, l0_mode=cfg.degrade_l0_mode,
+        )
+        self.perceptual, self.critic = None, None
+        if config.is_upsampler:
+            from piti_cli.train import aux_losses
+
+            if perceptual is None and cfg.perceptual_weight > 0:
+                perceptual = aux_losses.make_perceptual(cfg.perceptual, cfg.perceptual_weights_file)
+            self.perceptual = perceptual.to(device) if perceptual is not None else None
+            if cfg.adv_weight > 0:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(cfg.seed + 17)
+                    disc = aux_losses.PatchDiscriminator().to(device)
+                self.critic = Critic(disc, torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr),
+                                     torch.Generator().manual_seed(cfg.seed + 23),
+                                     _all_reduce_grads if info.enabled else None)
+        self.step = 0
+        if self.resume_state is not None:
+            self._load(self.resume_state)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        st = {
+            "step": self.step,
+            "model_config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "timestep_sampler": self.sampler.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            st["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.critic is not None:
+            st["disc"] = self.critic.disc.state_dict()
+            st["disc_optimizer"] = self.critic.optimizer.state_dict()
+            st["disc_generator"] = self.critic.generator.get_state()
+        return st
+
+    def _load(self, st: dict) -> None:
+        self.step = int(st["step"])
+        self.model.load_state_dict(st["model"])
+        self.ema.load_state_dict(st["ema"])
+        self.opt.load_state_dict(st["optimizer"])
+        if st.get("scaler"):
+            self.scaler.load_state_dict(st["scaler"])
+        self.sampler.load_state_dict(st["timestep_sampler"])
+        if self.info.world_size == 1:  # per-rank streams differ; only a lone process restores its own
+            torch.set_rng_state(st["rng_torch"])
+            if "rng_cuda" in st and self.device.type == "cuda":
+                torch.cuda.set_rng_state(st["rng_cuda"], self.device)
+        if self.critic is not None and "disc" in st:
+            self.critic.disc.load_state_dict(st["disc"])
+            self.critic.optimizer.load_state_dict(st["disc_optimizer"])
+            self.critic.generator.set_state(st["disc_generator"])
+
+    def save(self) -> Path | None:
+        path = S.checkpoint_path(self.run_dir, self.step)
+        if self.info.is_main:
+            S.save_state(path, self.state())
+            S.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
+        D.barrier(self.info)
+        return path
+
+    # ------------------------------------------------------------------ step
+    def train_step(self, batch: dict) -> dict:
+        cfg, info = self.cfg, self.info
+        t_all, w_all = self.sampler.sample(cfg.batch_size, "cpu")
+        lo = info.rank * self.local_batch
+        t_loc, w_loc = t_all[lo:lo + self.local_batch], w_all[lo:lo + self.local_batch]
+        batch = {k: v.to(self.device) for k, v in batch.items() if torch.is_tensor(v) and k != "k"}
+        aux = self.step >= cfg.aux_start
+        self.opt.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        losses = []
+        for i in range(0, self.local_batch, self.micro):
+            last = i + self.micro >= self.local_batch
+            sync = contextlib.nullcontext() if (last or not info.enabled) else self.net.no_sync()
+            micro = {k: v[i:i + self.micro] for k, v in batch.items()}
+            t = t_loc[i:i + self.micro].to(self.device)
+            w = w_loc[i:i + self.micro].to(self.device)
+            with sync:
+                terms = microbatch_terms(
+                    self.net, self.process, micro, t, autocast=self.autocast(),
+                    perceptual=self.perceptual if aux else None, perceptual_weight=cfg.perceptual_weight,
+                    critic=self.critic if aux else None, adv_weight=cfg.adv_weight,
+                )
+                loss = (terms["loss"] * w).mean() * (self.micro / self.local_batch)
+                self.scaler.scale(loss).backward()
+            losses.append(terms["loss"].detach())
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().sum()
+        self.sampler.update_with_all_losses(D.gather_cat(info, t_loc), D.gather_cat(info, torch.cat(losses).cpu()))
+        self.scaler.unscale_(self.opt)
+        norm = torch.nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.ema.update(self.model)
+        self.step += 1
+        keys = sorted(sums)
+        means = D.mean_over(info, torch.stack([sums[k] for k in keys]).float().cpu() / self.local_batch)
+        out = {k: float(v) for k, v in zip(keys, means)}
+        out["grad_norm"] = float(norm)
+        return out
+
+    # ------------------------------------------------------------------ run
+    def preview_items(self) -> dict:
+        n = min(self.cfg.sample_count, len(self.stream.pack))
+        saved = (self.stream.flip, self.stream.uncond_p)
+        self.stream.flip, self.stream.uncond_p = False, 0.0
+        try:
+            items = [self.stream[k] for k in range(n)]
+        finally:
+            self.stream.flip, self.stream.uncond_p = saved
+        return {key: torch.stack([it[key] for it in items]) for key in ("image", "condition", "low_res") if key in items[0]}
+
+    def write_grid(self) -> None:
+        from piti_cli.pipeline.cascade import StageSettings
+        from piti_cli.train.grid import sample_grid
+
+        settings = StageSettings(sampler="ddim", steps=self.cfg.sample_steps, guidance=self.cfg.sample_guidance)
+        sample_grid(self.ema.models[0], self.preview_items(), settings, self.cfg.seed,
+                    self.run_dir / "samples" / f"step_{self.step:07d}.png")
+
+    def run(self, progress: Progress = None) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "config.json")
+            _truncate_metrics(metrics_path, self.step)
+        loader = make_loader(self.stream, StepBatches(self.step, cfg.max_steps, cfg.batch_size, info.rank,
+                                                      info.world_size), cfg.num_workers)
+        last, ckpt, t0, start = {}, None, time.perf_counter(), self.step
+        if progress:
+            progress(self.step, cfg.max_steps)
+        for batch in loader:
+            last = self.train_step(batch)
+            elapsed = time.perf_counter() - t0
+            it_s = (self.step - start) / max(elapsed, 1e-9)
+            last.update(step=self.step, samples=self.step * cfg.batch_size, lr=cfg.learning_rate, it_s=it_s)
+            if info.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps):
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(last) + "\n")
+            if cfg.sample_every and self.step % cfg.sample_every == 0 and info.is_main:
+                self.write_grid()
+            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
+                ckpt = self.save()
+            if progress:
+                progress(self.step, cfg.max_steps, loss=last["loss"], it_s=it_s)
+        return TrainResult(self.step, self.run_dir, ckpt or S.latest_checkpoint(self.run_dir), last)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines logged after the checkpoint we continue from."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: Progress = None,
+          perceptual: nn.Module | None = None) -> TrainResult:
+    """Train (or resume) one run; call it in every process of a torchrun job."""
+    import torch.distributed as dist
+
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    info, device = D.setup(cfg.device)
+    try:
+        trainer = Trainer(cfg, info, device, resume=resume, perceptual=perceptual)
+        return trainer.run(progress if info.is_main else None)
+    finally:
+        if owns_group:
+            D.cleanup()

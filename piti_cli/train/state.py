@@ -1,0 +1,125 @@
+"""Run-folder files: training-state checkpoints, the initial model, and EMA export.
+
+A run folder holds ``config.json`` (the resolved `TrainConfig`), ``metrics.jsonl``,
+``samples/step_XXXXXXX.png`` and ``checkpoints/step_XXXXXXX.pt``. A checkpoint holds
+everything a resumed run needs to continue bit-for-bit: model, EMA models, optimizer(s),
+grad scaler, timestep-sampler history and generator, RNG states and the step (the data
+order is a function of the step, see `piti_cli.train.data`). It is written atomically and
+read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from piti_cli.errors import CheckpointError, InputError
+from piti_cli.models.config import ModelConfig
+
+STATE_FORMAT = "piti-train-state"
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:07d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> None:
+    from piti_cli.io_utils import atomic_torch_save
+
+    atomic_torch_save({"format": STATE_FORMAT, **state}, path)
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read training state ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a piti training checkpoint")
+    return state
+
+
+def _state_source(spec: str | Path) -> Path:
+    """A training checkpoint given as itself or as the run folder holding it."""
+    path = Path(spec)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise InputError(f"{path}: run folder has no checkpoints yet")
+        return found
+    return path
+
+
+def ema_state(spec: str | Path, rate: float | None = None) -> tuple[dict[str, torch.Tensor], ModelConfig, int]:
+    """(EMA state dict, model config, step) of a run folder or training checkpoint.
+    `rate` picks one of several EMA rates (default: the first)."""
+    state = load_state(_state_source(spec))
+    emas = state["ema"]
+    key = next(iter(emas)) if rate is None else str(float(rate))
+    if key not in emas:
+        raise InputError(f"{spec}: no EMA with rate {rate}; the run keeps {', '.join(emas)}")
+    return emas[key], ModelConfig.from_dict(state["model_config"]), int(state["step"])
+
+
+def export_ema(spec: str | Path, out: str | Path, rate: float | None = None) -> tuple[Path, ModelConfig, int]:
+    """Write the EMA weights as a model file: ``.pt`` = the official plain layout (what the
+    official code and `piti sample` read), ``.safetensors`` = the same tensors plus the
+    config (needed for presets no official layout identifies, e.g. the tiny ones)."""
+    from piti_cli.checkpoints.io import save_checkpoint
+
+    out = Path(out)
+    if out.suffix not in (".pt", ".pth", ".safetensors"):
+        raise InputError(f"{out}: export to a .pt or .safetensors file")
+    state, config, step = ema_state(spec, rate)
+    save_checkpoint(out, state, config=config if out.suffix == ".safetensors" else None,
+                    extra={"step": step} if out.suffix == ".safetensors" else None)
+    return out, config, step
+
+
+def initial_model(init: str, *, preset: str | None, input_kind: str | None, glide: str | None,
+                  weights_dir: str | None = None):
+    """(model, config) to start from: a run folder (EMA of its latest checkpoint, as the
+    official stage 2 starts from stage 1's EMA), a PITI file, or a GLIDE file / registry id
+    (converted: decoder copied, fresh encoder for `input_kind`)."""
+    from piti_cli.checkpoints.convert import instantiate, load_model
+    from piti_cli.checkpoints.registry import resolve
+
+    if Path(init).is_dir():
+        state, config, _ = ema_state(init)
+        model = instantiate(config, state)
+    else:
+        path = resolve(init, weights_dir)
+        model, config = load_model(path, preset=preset, input_kind=input_kind,
+                                   glide=str(resolve(glide, weights_dir)) if glide else None)
+    if config.family != "piti":
+        raise InputError(f"{init}: a GLIDE file needs --input-kind to become a PITI model")
+    # instantiate adopts the file's tensors; own them before training changes them in place
+    model.load_state_dict({k: v.detach().clone().float() for k, v in model.state_dict().items()}, assign=True)
+    return model.float().train().requires_grad_(True), config
