@@ -102,12 +102,16 @@ def main(quick: bool = False) -> None:
         OFFICIAL["upsampler_call_s"] + OFFICIAL["encoder_s"])
     print(f"\nper image, {base_steps} guided base steps + {up_steps} upsampler steps (encoder once):")
     print(f"  official implementation (fp32, encoder every step): {official / 60:.1f} min")
+    schedules = ((f"ancestral {base_steps} + fast27", base_steps, up_steps),
+                 ("dpmpp-2m 25 + fast27", 25, up_steps),
+                 ("dpmpp-2m 20 + dpmpp-2m 10", 20, 10))
     for name in ("fp32", "bf16"):
         if (name, "upsampler") not in results:
             continue
-        ours = base_steps * results[(name, "batch 2 (guided: cond+uncond)")] + up_steps * results[(name, "upsampler")]
-        ours += results[(name, "condition encoder, batch 2")]
-        print(f"  piti {name}: {ours / 60:.1f} min  ({official / ours:.2f}× faster than official)")
+        for label, n_base, n_up in schedules:
+            ours = n_base * results[(name, "batch 2 (guided: cond+uncond)")] + n_up * results[(name, "upsampler")]
+            ours += results[(name, "condition encoder, batch 2")]
+            print(f"  piti {name}, {label:<26} {ours / 60:5.1f} min  ({official / ours:5.2f}× the official speed)")
     ratio = results[("fp32", "batch 2 (guided: cond+uncond)")] / results[("bf16", "batch 2 (guided: cond+uncond)")]
     print(f"  guided base call bf16 speed-up over fp32: {ratio:.2f}×")
 

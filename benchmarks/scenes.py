@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = ("sky", "grass", "brick", "sand")
+CLASS_NAMES = ("sky-other", "grass", "wall-brick", "sand")
+# Their COCO-Stuff ids: the colour masks use those classes' COCO colours, so scene masks are
+# valid inputs for `piti sample` (which checks mask colours against the COCO-Stuff palette).
+COCO_IDS = (156, 123, 170, 153)
 # image colours of the classes (RGB), far apart so the nearest one names the class
 CLASS_COLOURS = np.array([[40, 90, 220], [40, 170, 50], [190, 50, 40], [230, 210, 90]], dtype=np.float64)
-# condition palette (the colour mask), deliberately unlike the image colours
-MASK_COLOURS = np.array([[255, 0, 255], [0, 255, 255], [255, 255, 255], [0, 0, 0]], dtype=np.uint8)
+# condition palette (the colour mask): PASCAL-VOC colour-map entry id + 1, as COCO-Stuff masks
+MASK_COLOURS = np.array([[192, 96, 128], [96, 64, 192], [192, 160, 64], [64, 224, 0]], dtype=np.uint8)
 SIZE = 256
 
 

@@ -43,6 +43,12 @@ UPSAMPLE_DEFAULTS = StageSettings(steps="fast27", guidance=1.0, init_scale=0.997
 
 def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel:
     """Move to the device in the compute dtype. Norms still compute in float32 internally."""
+    from piti_cli.errors import PitiError
+
+    if precision not in PRECISIONS:
+        raise PitiError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise PitiError("--precision fp16 needs a CUDA device; use bf16 on CPU")
     return model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
 
 
