@@ -41,7 +41,7 @@ WD = typer.Option(0.0, "--weight-decay")
 EMA = typer.Option(["0.9999"], "--ema-rate", help="EMA rate; repeat for several.")
 FRACTION = typer.Option(1.0, "--data-fraction", help="Train on this seeded fraction of the pack (paper: 0.25, 0.5).")
 FLIP = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips.")
-TSAMPLER = typer.Option("loss-second-moment", "--timestep-sampler", help="uniform | loss-second-moment.")
+TSAMPLER = typer.Option("loss-second-moment", "--timestep-sampler", help="uniform | loss-second-moment (official) | high-noise (biased to high t, for small models trained from scratch).")
 STEPS = typer.Option(1000, "--max-steps")
 CLIP = typer.Option(0.0, "--grad-clip", help="Clip the gradient norm (0 = off).")
 PRECISION = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, GPU only).")
@@ -113,15 +113,7 @@ def finetune(
         raise typer.BadParameter("missing --run-dir")
     if init is None and stage == "encoder":
         init = "glide-base"
-    kwargs = dict(
-        data=data, run_dir=str(run_dir), init=init, stage=stage, upsampler=False, preset=preset,
-        input_kind=input_kind, glide=glide, batch_size=batch_size, microbatch=microbatch, lr=lr,
-        weight_decay=weight_decay, ema_rates=tuple(float(r) for r in ema_rate), uncond_p=uncond_p,
-        data_fraction=data_fraction, flip=flip, timestep_sampler=timestep_sampler, max_steps=max_steps,
-        grad_clip=grad_clip, precision=precision, device=device, seed=seed, num_workers=workers,
-        log_every=log_every, save_every=save_every, sample_every=sample_every, keep_checkpoints=keep_checkpoints,
-        sample_steps=sample_steps,
-    )
+    kwargs = _config_kwargs(dict(locals()), upsampler=False)
     _run(kwargs, resume, _given(ctx, "max_steps"))
 
 
@@ -130,12 +122,13 @@ def export(
     run: Path = typer.Argument(..., help="Run folder (its latest checkpoint) or a training checkpoint file."),
     out: Path = typer.Argument(..., help="Output: .pt (official plain layout) or .safetensors (with the config)."),
     rate: Optional[float] = typer.Option(None, "--ema-rate", help="Which EMA when the run keeps several (default: the first)."),
+    raw: bool = typer.Option(False, "--raw", help="Export the trained weights, not an EMA (for short runs: an EMA of rate r still holds r^steps of the initial weights)."),
 ) -> None:
     """Write the EMA weights as a model file that `piti sample` loads."""
     from piti_cli.train.state import export_ema
 
-    path, config, step = export_ema(run, out, rate)
-    console.print(f"wrote {path} ({config.name}, EMA at step {step})")
+    path, config, step = export_ema(run, out, rate, raw)
+    console.print(f"wrote {path} ({config.name}, {'trained weights' if raw else 'EMA'} at step {step})")
 
 
 def upsample_train(
@@ -154,7 +147,7 @@ def upsample_train(
     uncond_p: float = typer.Option(0.0, "--uncond-p", help="Null-condition probability (official upsampler: 0)."),
     data_fraction: float = FRACTION,
     flip: bool = FLIP,
-    timestep_sampler: str = typer.Option("uniform", "--timestep-sampler", help="uniform (official upsampler) | loss-second-moment."),
+    timestep_sampler: str = typer.Option("uniform", "--timestep-sampler", help="uniform (official upsampler) | loss-second-moment | high-noise."),
     max_steps: int = STEPS,
     grad_clip: float = CLIP,
     precision: str = PRECISION,
@@ -173,18 +166,28 @@ def upsample_train(
     keep_checkpoints: int = KEEP,
 ) -> None:
     """Train the 64→256 upsampler (low-res inputs degraded on the fly, BSR pipeline)."""
-    kwargs = dict(
-        data=data, run_dir=str(run_dir), init=init, stage=stage, upsampler=True, preset=preset,
-        input_kind=input_kind, batch_size=batch_size, microbatch=microbatch, lr=lr,
-        ema_rates=tuple(float(r) for r in ema_rate), uncond_p=uncond_p, data_fraction=data_fraction,
-        flip=flip, timestep_sampler=timestep_sampler, max_steps=max_steps, grad_clip=grad_clip,
-        precision=precision, device=device, seed=seed, num_workers=workers, perceptual=perceptual,
-        perceptual_weight=perceptual_weight if perceptual != "none" else 0.0,
-        perceptual_weights_file=perceptual_weights_file, adv_weight=adv_weight, aux_start=aux_start,
-        disc_lr=disc_lr, log_every=log_every, save_every=save_every, sample_every=sample_every,
-        keep_checkpoints=keep_checkpoints, sample_steps="fast27",
-    )
+    kwargs = _config_kwargs(dict(locals()), upsampler=True, sample_steps="fast27")
+    if perceptual == "none":
+        kwargs["perceptual_weight"] = 0.0
     _run(kwargs, resume, _given(ctx, "max_steps"))
+
+
+# CLI parameter name -> TrainConfig field, where they differ
+_FIELD_NAMES = {"ema_rate": "ema_rates", "workers": "num_workers"}
+
+
+def _config_kwargs(params: dict, **fixed) -> dict:
+    """The TrainConfig fields among a command's parameters, plus `fixed` values."""
+    import dataclasses
+
+    from piti_cli.train.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    kwargs = {_FIELD_NAMES.get(k, k): v for k, v in params.items() if _FIELD_NAMES.get(k, k) in fields}
+    kwargs["ema_rates"] = tuple(float(r) for r in kwargs["ema_rates"])
+    kwargs["run_dir"] = str(kwargs["run_dir"])
+    kwargs.update(fixed)
+    return kwargs
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

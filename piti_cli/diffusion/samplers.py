@@ -49,6 +49,15 @@ def _call(denoiser: Denoiser, process: GaussianDiffusion, x: Tensor, index: int)
     return denoiser(x, process.network_t(idx)).to(x.dtype)
 
 
+def _walk(indices: Sequence[int], progress: Progress):
+    """Yield the process indices in order, reporting progress after each step is done."""
+    total = len(indices)
+    for k, i in enumerate(indices):
+        yield i
+        if progress is not None:
+            progress(k + 1, total)
+
+
 def dynamic_threshold(x0: Tensor, percentile: float) -> Tensor:
     """Imagen's dynamic thresholding: per sample s = max(1, quantile(|x0|, p)); clamp to ±s, divide by s."""
     s = torch.quantile(x0.abs().flatten(1).float(), percentile, dim=1).clamp(min=1.0).to(x0.dtype)
@@ -97,14 +106,12 @@ def sample_ancestral(
     """
     x = _initial_noise(noise, generator, init_scale, dtype)
     n = process.num_timesteps
-    for k, i in enumerate(reversed(range(n))):
+    for i in _walk(range(n - 1, -1, -1), progress):
         out = process.p_mean_variance(_call(denoiser, process, x, i), x, i, clip_denoised, fixed_variance)
         x = out["mean"]
         if i > 0:
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x + torch.exp(0.5 * out["log_variance"]) * z
-        if progress is not None:
-            progress(k + 1, n)
     return x
 
 
@@ -128,15 +135,13 @@ def sample_ddim(
     """
     x = _initial_noise(noise, generator, init_scale, dtype)
     n = process.num_timesteps
-    for k, i in enumerate(reversed(range(n))):
+    for i in _walk(range(n - 1, -1, -1), progress):
         eps, x0 = _predict(denoiser, process, x, i, clip_denoised)
         ab, ab_prev = float(process.alphas_cumprod[i]), float(process.alphas_cumprod_prev[i])
         sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(1 - ab / ab_prev)
         x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
         if i > 0 and sigma > 0:
             x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        if progress is not None:
-            progress(k + 1, n)
     return x
 
 
@@ -173,7 +178,7 @@ def sample_dpmpp_2m(
     lam = lambda i: math.log(alpha(i)) - math.log(sigma(i))  # noqa: E731
     prev_x0: Tensor | None = None
     prev_h = 0.0
-    for k, i in enumerate(reversed(range(n))):
+    for i in _walk(range(n - 1, -1, -1), progress):
         _, x0 = _predict(denoiser, process, x, i, clip_denoised, dynamic_threshold_percentile)
         if i == 0:
             x = x0
@@ -186,8 +191,6 @@ def sample_dpmpp_2m(
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * prev_x0
             x = (sigma(i - 1) / sigma(i)) * x - alpha(i - 1) * math.expm1(-h) * d
             prev_x0, prev_h = x0, h
-        if progress is not None:
-            progress(k + 1, n)
     return x
 
 
@@ -209,7 +212,7 @@ def ddim_invert(
     """
     x = x0
     n = process.num_timesteps
-    for k in range(n):
+    for k in _walk(range(n), progress):
         eps, _ = process.split_output(_call(denoiser, process, x, k), x.shape[1])
         ab_cur, ab_next = float(process.alphas_cumprod_prev[k]), float(process.alphas_cumprod[k])
         if k == 0:
@@ -221,6 +224,4 @@ def ddim_invert(
                 eps = torch.where(clipped == pred, eps, (x - math.sqrt(ab_cur) * clipped) / math.sqrt(1 - ab_cur))
                 pred = clipped
         x = math.sqrt(ab_next) * pred + math.sqrt(1 - ab_next) * eps
-        if progress is not None:
-            progress(k + 1, n)
     return x

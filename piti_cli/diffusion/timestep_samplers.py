@@ -1,6 +1,6 @@
 """Timestep samplers for training: which t each training example gets, with
 importance weights so that the weighted loss stays an unbiased estimate of the
-uniform-t objective.
+uniform-t objective — except `HighNoiseSampler`, which changes the objective on purpose.
 
 Both samplers draw from their own seeded CPU ``torch.Generator`` and save/restore
 their full state (``state_dict`` / ``load_state_dict``, tensors only, so
@@ -93,10 +93,39 @@ class LossSecondMomentResampler(UniformSampler):
         self.loss_counts.copy_(state["loss_counts"])
 
 
+class HighNoiseSampler(UniformSampler):
+    """p(t) ∝ ((t + 1) / N)^power with all weights 1: a *biased* sampler that spends most
+    examples at high noise.
+
+    A semantic condition pays off only where x_t no longer shows the picture: on the
+    cosine schedule, simple scenes are readable from x_t below t ≈ 850, so under uniform
+    t only ~15% of examples reward using the condition, and a model trained from scratch
+    learns to ignore it (measured: no loss gap between true and shuffled conditions after
+    2000 steps). power 2 puts 39% of examples above t = 850. Meant for small models
+    trained from scratch (the demo recipe), not for finetuning a pretrained decoder.
+    """
+
+    def __init__(self, num_timesteps: int, seed: int = 0, power: float = 2.0) -> None:
+        super().__init__(num_timesteps, seed)
+        self.power = power
+
+    def weights(self) -> Tensor:
+        return ((torch.arange(self.num_timesteps, dtype=torch.float64) + 1) / self.num_timesteps) ** self.power
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        t, _ = super().sample(batch_size, device)
+        return t, torch.ones(batch_size, device=device)
+
+
+TIMESTEP_SAMPLERS = ("uniform", "loss-second-moment", "high-noise")
+
+
 def create_timestep_sampler(name: str, num_timesteps: int, seed: int = 0) -> UniformSampler:
-    """``"uniform"`` or ``"loss-second-moment"``."""
+    """One of `TIMESTEP_SAMPLERS`."""
     if name == "uniform":
         return UniformSampler(num_timesteps, seed)
     if name == "loss-second-moment":
         return LossSecondMomentResampler(num_timesteps, seed)
-    raise ValueError(f"unknown timestep sampler {name!r}; expected 'uniform' or 'loss-second-moment'")
+    if name == "high-noise":
+        return HighNoiseSampler(num_timesteps, seed)
+    raise ValueError(f"unknown timestep sampler {name!r}; choose one of {', '.join(TIMESTEP_SAMPLERS)}")

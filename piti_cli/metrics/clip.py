@@ -105,15 +105,11 @@ def load_visual_state_dict(model: CLIPVisual, state: dict) -> None:
     """Load strictly; raise ValueError naming the first missing / unexpected / mis-shaped key."""
     visual = visual_state_dict(state)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in visual]
-    unexpected = [k for k in visual if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. visual.{missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. visual.{unexpected[0]})")
-        raise ValueError("not a CLIP ViT-B/32 image tower: " + ", ".join(parts))
+    from piti_cli.metrics.weightfiles import key_mismatch
+
+    mismatch = key_mismatch(visual, expected, prefix="visual.")
+    if mismatch:
+        raise ValueError(f"not a CLIP ViT-B/32 image tower: {mismatch}")
     for key, value in expected.items():
         if tuple(visual[key].shape) != tuple(value.shape):
             raise ValueError(

@@ -142,16 +142,19 @@ def load_clip_visual(path: Path):
     return model.eval()
 
 
-def _check_layout(path: Path, what: str, state: dict, expected: dict) -> None:
+def key_mismatch(state: dict, expected: dict, prefix: str = "") -> str:
+    """'' when both hold the same keys, else e.g. '3 missing (e.g. a.b), 1 unexpected (e.g. c)'."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise CheckpointError(f"{path}: not a {what} state dict: " + ", ".join(detail))
+    detail = [f"{len(keys)} {what} (e.g. {prefix}{keys[0]})" for what, keys in
+              (("missing", missing), ("unexpected", unexpected)) if keys]
+    return ", ".join(detail)
+
+
+def _check_layout(path: Path, what: str, state: dict, expected: dict) -> None:
+    mismatch = key_mismatch(state, expected)
+    if mismatch:
+        raise CheckpointError(f"{path}: not a {what} state dict: {mismatch}")
     for key, ref in expected.items():
         if tuple(state[key].shape) != tuple(ref.shape):
             raise CheckpointError(

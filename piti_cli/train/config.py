@@ -68,6 +68,10 @@ class TrainConfig:
         self.ema_rates = tuple(float(r) for r in self.ema_rates)
         if self.stage not in STAGES:
             raise InputError(f"--stage {self.stage}: choose one of {', '.join(STAGES)}")
+        from piti_cli.diffusion.timestep_samplers import TIMESTEP_SAMPLERS
+
+        if self.timestep_sampler not in TIMESTEP_SAMPLERS:
+            raise InputError(f"--timestep-sampler {self.timestep_sampler}: choose one of {', '.join(TIMESTEP_SAMPLERS)}")
         if self.perceptual not in PERCEPTUAL:
             raise InputError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL)}")
         if not 0.0 < self.data_fraction <= 1.0:

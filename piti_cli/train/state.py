@@ -77,10 +77,13 @@ def _state_source(spec: str | Path) -> Path:
     return path
 
 
-def ema_state(spec: str | Path, rate: float | None = None) -> tuple[dict[str, torch.Tensor], ModelConfig, int]:
+def ema_state(spec: str | Path, rate: float | None = None, raw: bool = False) -> tuple[dict[str, torch.Tensor], ModelConfig, int]:
     """(EMA state dict, model config, step) of a run folder or training checkpoint.
-    `rate` picks one of several EMA rates (default: the first)."""
+    `rate` picks one of several EMA rates (default: the first); `raw` takes the trained
+    weights instead of an EMA."""
     state = load_state(_state_source(spec))
+    if raw:
+        return state["model"], ModelConfig.from_dict(state["model_config"]), int(state["step"])
     emas = state["ema"]
     key = next(iter(emas)) if rate is None else str(float(rate))
     if key not in emas:
@@ -88,16 +91,18 @@ def ema_state(spec: str | Path, rate: float | None = None) -> tuple[dict[str, to
     return emas[key], ModelConfig.from_dict(state["model_config"]), int(state["step"])
 
 
-def export_ema(spec: str | Path, out: str | Path, rate: float | None = None) -> tuple[Path, ModelConfig, int]:
+def export_ema(spec: str | Path, out: str | Path, rate: float | None = None, raw: bool = False) -> tuple[Path, ModelConfig, int]:
     """Write the EMA weights as a model file: ``.pt`` = the official plain layout (what the
     official code and `piti sample` read), ``.safetensors`` = the same tensors plus the
-    config (needed for presets no official layout identifies, e.g. the tiny ones)."""
+    config (needed for presets no official layout identifies, e.g. the tiny ones).
+    ``raw=True`` writes the trained weights instead: an EMA of rate r still holds r^steps of
+    the initial weights, so a short run (0.995^225 = 0.32) is better exported raw."""
     from piti_cli.checkpoints.io import save_checkpoint
 
     out = Path(out)
     if out.suffix not in (".pt", ".pth", ".safetensors"):
         raise InputError(f"{out}: export to a .pt or .safetensors file")
-    state, config, step = ema_state(spec, rate)
+    state, config, step = ema_state(spec, rate, raw)
     save_checkpoint(out, state, config=config if out.suffix == ".safetensors" else None,
                     extra={"step": step} if out.suffix == ".safetensors" else None)
     return out, config, step

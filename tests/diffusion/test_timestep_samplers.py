@@ -43,3 +43,22 @@ def test_state_dict_resumes_exactly(tmp_path):
     for (t1, w1) in expected:
         t2, w2 = r.sample(6)
         assert torch.equal(t1, t2) and torch.equal(w1, w2)
+
+
+def test_high_noise_sampler_follows_its_density_with_unit_weights():
+    n, draws = 10, 40000
+    s = create_timestep_sampler("high-noise", n, seed=2)
+    t, w = s.sample(draws)
+    assert torch.all(w == 1.0)  # biased on purpose: no importance weights
+    density = torch.tensor([((i + 1) / n) ** 2 for i in range(n)], dtype=torch.float64)
+    density /= density.sum()  # p(t) ∝ ((t + 1) / N)²: t = N−1 is 100× as likely as t = 0
+    freq = torch.bincount(t, minlength=n).double() / draws
+    assert (freq - density).abs().max() < 0.01
+    assert freq[-1] / freq[0] > 50
+
+
+def test_unknown_sampler_is_named():
+    import pytest
+
+    with pytest.raises(ValueError, match="high-noise"):
+        create_timestep_sampler("snr", 10)

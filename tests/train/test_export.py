@@ -23,3 +23,16 @@ def test_export_writes_the_ema_in_loadable_files(scenes_pack, glide_base, tmp_pa
         assert torch.equal(model.state_dict()[k], v) and torch.equal(model_pt.state_dict()[k], v)
     with pytest.raises(InputError):
         S.export_ema(run, tmp_path / "ema.bin")
+
+
+def test_raw_export_writes_the_trained_weights_not_the_ema(scenes_pack, glide_base, tmp_path):
+    run = tmp_path / "run"
+    train(base_config(scenes_pack, glide_base, run, max_steps=1, ema_rates=(0.9,)))
+    state = S.load_state(S.latest_checkpoint(run))
+    S.export_ema(run, tmp_path / "raw.safetensors", raw=True)
+    model, _ = load_model(tmp_path / "raw.safetensors")
+    differs = 0
+    for k, v in state["model"].items():
+        assert torch.equal(model.state_dict()[k], v)
+        differs += not torch.equal(v, state["ema"]["0.9"][k])
+    assert differs > 0  # after one step at rate 0.9 the EMA is still mostly the initial weights
