@@ -143,21 +143,22 @@ def load_clip_visual(path: Path):
 
 
 def key_mismatch(state: dict, expected: dict, prefix: str = "") -> str:
-    """'' when both hold the same keys, else e.g. '3 missing (e.g. a.b), 1 unexpected (e.g. c)'."""
+    """'' when `state` has exactly the keys and shapes of `expected`, else what differs:
+    '3 missing (e.g. a.b), 1 unexpected (e.g. c)' or 'a.b has shape (2,), expected (3,)'."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     detail = [f"{len(keys)} {what} (e.g. {prefix}{keys[0]})" for what, keys in
               (("missing", missing), ("unexpected", unexpected)) if keys]
-    return ", ".join(detail)
+    if detail:
+        return ", ".join(detail)
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            return f"{prefix}{key} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
+    return ""
 
 
 def _check_layout(path: Path, what: str, state: dict, expected: dict) -> None:
     mismatch = key_mismatch(state, expected)
     if mismatch:
         raise CheckpointError(f"{path}: not a {what} state dict: {mismatch}")
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise CheckpointError(
-                f"{path}: not a {what} state dict: {key} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
-            )
 

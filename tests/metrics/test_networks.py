@@ -209,3 +209,13 @@ def test_fid_cli_with_real_inception_architecture(tmp_path, monkeypatch):
     assert m["feature_net"] == "inception-2015-12-05" and m["dim"] == 2048 and m["n_gen"] == 3
     assert m["weights_sha256"] == __import__("hashlib").sha256(weights.read_bytes()).hexdigest()
     assert m["preprocessing"].startswith("clean")
+
+
+def test_key_mismatch_names_missing_unexpected_and_misshaped_keys():
+    from piti_cli.metrics.weightfiles import key_mismatch
+
+    ref = {"x": torch.zeros(2), "y": torch.zeros(3)}
+    assert key_mismatch(dict(ref), ref) == ""
+    assert key_mismatch({"x": torch.zeros(2)}, ref, prefix="visual.") == "1 missing (e.g. visual.y)"
+    assert key_mismatch({**ref, "z": torch.zeros(1)}, ref) == "1 unexpected (e.g. z)"
+    assert key_mismatch({"x": torch.zeros(2), "y": torch.zeros(4)}, ref) == "y has shape (4,), expected (3,)"
