@@ -43,7 +43,6 @@ def scene_base_config(data, run_dir, init, *, batch_size: int = 8, lr: float = 5
     its condition (see `piti_cli.diffusion.timestep_samplers.HighNoiseSampler`)."""
     from piti_cli.train.config import TrainConfig
 
-
     return TrainConfig(
         data=str(data), run_dir=str(run_dir), init=str(init), preset="glide-base-tiny", input_kind="mask",
         stage="joint", batch_size=batch_size, lr=lr, ema_rates=(0.995,), uncond_p=0.1,

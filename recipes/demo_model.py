@@ -36,7 +36,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.learning_proof import colour_accuracy, scene_base_config  # noqa: E402
+from benchmarks.learning_proof import colour_accuracy, sample, scene_base_config  # noqa: E402
 from benchmarks.scenes import MASK_COLOURS, make_scenes, write_pack  # noqa: E402
 
 
@@ -63,20 +63,14 @@ def train_for(cfg, minutes: float, budget_file: Path, chunk: int) -> int:
 
 
 def _latest_step(run_dir) -> int:
-    ckpts = sorted(Path(run_dir, "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    return int(ckpts[-1].stem.split("_")[1]) if ckpts else 0
+    from piti_cli.train.state import list_checkpoints
+
+    found = list_checkpoints(run_dir)
+    return found[-1][0] if found else 0
 
 
 GUIDANCES = (1.3, 3.0)  # piti's default (the official s) and the README command's
 END_TO_END = 16  # held-out masks sampled through the whole cascade
-
-
-def sample_base(model, conds, guidance: float, seed=1):
-    from piti_cli.pipeline.cascade import BASE_DEFAULTS, sample_stage
-
-    # `piti sample`'s own base sampler (ancestral, 250 steps, learned variance)
-    settings = dataclasses.replace(BASE_DEFAULTS, guidance=guidance)
-    return sample_stage(model.eval(), conds, settings, torch.Generator().manual_seed(seed))
 
 
 def main() -> None:
@@ -147,20 +141,22 @@ def main() -> None:
         Image.fromarray(MASK_COLOURS[ds[i]["condition"]]).save(examples / f"scene_{i}.png")
 
     # Alignment: trained vs untrained base on the 32 held-out masks.
-    conds = torch.stack([resize_condition(PackedDataset(eval_pack, as_tensors=True)[i]["condition"], 64)
-                         for i in range(len(ds))])
+    eval_tensors = PackedDataset(eval_pack, as_tensors=True)
+    conds = torch.stack([resize_condition(eval_tensors[i]["condition"], 64) for i in range(len(ds))])
     masks = np.stack([ds[i]["condition"] for i in range(len(ds))])
     untrained, _ = initial_model(str(glide["glide-base-tiny"]), preset="glide-base-tiny", input_kind="mask", glide=None)
     trained, _ = load_model(base_file)
     alignment = {"base_steps": base_steps, "upsample_steps": up_steps, "eval_masks": len(ds)}
-    with torch.no_grad():
-        for g in GUIDANCES:
-            for name, model in (("untrained", untrained), ("trained", trained)):
-                alignment[f"{name}_g{g}"] = colour_accuracy(sample_base(model, conds, g), masks)
-            log(f"alignment at guidance {g} (pixels whose colour is the class under the mask, chance 0.25): "
-                f"untrained {alignment[f'untrained_g{g}']:.3f}, trained {alignment[f'trained_g{g}']:.3f}")
-    # End to end, as the README command makes them: 256-px PNGs, guidance 3, 100 steps, bf16.
+    # `piti sample`'s own base sampler (ancestral, 250 steps, learned variance)
     from piti_cli.pipeline.cascade import BASE_DEFAULTS
+
+    for g in GUIDANCES:
+        for name, model in (("untrained", untrained), ("trained", trained)):
+            images = sample(model, conds, BASE_DEFAULTS.sampler, BASE_DEFAULTS.steps, g, seed=1)
+            alignment[f"{name}_g{g}"] = colour_accuracy(images, masks)
+        log(f"alignment at guidance {g} (pixels whose colour is the class under the mask, chance 0.25): "
+            f"untrained {alignment[f'untrained_g{g}']:.3f}, trained {alignment[f'trained_g{g}']:.3f}")
+    # End to end, as the README command makes them: 256-px PNGs, guidance 3, 100 steps, bf16.
     from piti_cli.pipeline.sample import SampleJob, run_sample
 
     job = SampleJob(cond=f"{eval_pack}:0-{END_TO_END}", out=out / "eval_samples", base=str(base_file),

@@ -57,14 +57,17 @@ def preset_layout(name: str) -> Layout:
     return layout_of(model.state_dict())
 
 
-def compare(layout: Layout, preset: str) -> LayoutDiff:
-    expected = preset_layout(preset)
+def diff_layouts(layout: Layout, expected: Layout, name: str = "") -> LayoutDiff:
     return LayoutDiff(
-        preset,
+        name,
         missing=tuple(sorted(set(expected) - set(layout))),
         unexpected=tuple(sorted(set(layout) - set(expected))),
         mismatched=tuple(sorted(k for k in set(layout) & set(expected) if layout[k] != expected[k])),
     )
+
+
+def compare(layout: Layout, preset: str) -> LayoutDiff:
+    return diff_layouts(layout, preset_layout(preset), preset)
 
 
 def closest_preset(layout: Layout, candidates: list[str] | None = None) -> LayoutDiff:

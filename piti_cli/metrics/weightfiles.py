@@ -145,15 +145,16 @@ def load_clip_visual(path: Path):
 def key_mismatch(state: dict, expected: dict, prefix: str = "") -> str:
     """'' when `state` has exactly the keys and shapes of `expected`, else what differs:
     '3 missing (e.g. a.b), 1 unexpected (e.g. c)' or 'a.b has shape (2,), expected (3,)'."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    from piti_cli.checkpoints.layout import diff_layouts, layout_of
+
+    diff = diff_layouts(layout_of(state), layout_of(expected))
     detail = [f"{len(keys)} {what} (e.g. {prefix}{keys[0]})" for what, keys in
-              (("missing", missing), ("unexpected", unexpected)) if keys]
+              (("missing", diff.missing), ("unexpected", diff.unexpected)) if keys]
     if detail:
         return ", ".join(detail)
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            return f"{prefix}{key} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
+    if diff.mismatched:
+        key = diff.mismatched[0]
+        return f"{prefix}{key} has shape {tuple(state[key].shape)}, expected {tuple(expected[key].shape)}"
     return ""
 
 
