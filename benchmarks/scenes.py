@@ -82,10 +82,10 @@ def write_pack(path: str | Path, images: np.ndarray, masks: np.ndarray, *, pal: 
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(images)
     with h5py.File(path, "w") as f:
-        f.create_dataset("images", data=images, chunks=(1, SIZE, SIZE, 3))
-        f.create_dataset("conditions/mask", data=masks, chunks=(1, SIZE, SIZE))
+        f.create_dataset("images", data=images, chunks=(1, *images.shape[1:]))
+        f.create_dataset("conditions/mask", data=masks, chunks=(1, *masks.shape[1:]))
         f.create_dataset("source_ids", data=np.array([f"scene_{i:05d}" for i in range(n)], dtype=h5py.string_dtype()))
-        f.create_dataset("original_sizes", data=np.full((n, 2), SIZE, dtype=np.int32))
+        f.create_dataset("original_sizes", data=np.full((n, 2), images.shape[1], dtype=np.int32))
         f["meta/palette"] = palette() if pal is None else pal
         f["meta/class_names"] = np.array(list(class_names), dtype=h5py.string_dtype())
         f.attrs.update({

@@ -107,6 +107,25 @@ def strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> dic
     return state
 
 
+def _sort_safetensors_metadata(path: Path) -> None:
+    """safetensors writes its metadata map in an order that changes from process to process;
+    rewrite the header with sorted keys so the same weights always give the same bytes (and
+    the same sha256 in the manifest). The header keeps its length (same keys and values,
+    space-padded as the format allows)."""
+    import struct
+
+    with open(path, "r+b") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(size))
+        if len(header.get("__metadata__") or {}) < 2:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= size:
+            f.seek(8)
+            f.write(text + b" " * (size - len(text)))
+
+
 def save_checkpoint(
     path: str | Path,
     state_dict: dict[str, torch.Tensor],
@@ -125,6 +144,7 @@ def save_checkpoint(
             if config is not None:
                 metadata["piti_config"] = json.dumps(config.to_dict())
             save_file(state, str(tmp), metadata=metadata)
+            _sort_safetensors_metadata(tmp)
         elif config is None:
             torch.save(state, tmp)
         else:

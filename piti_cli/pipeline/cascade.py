@@ -42,14 +42,19 @@ UPSAMPLE_DEFAULTS = StageSettings(steps="fast27", guidance=1.0, init_scale=0.997
 
 
 def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel:
-    """Move to the device in the compute dtype. Norms still compute in float32 internally."""
+    """Move to the device in the compute dtype. Norms still compute in float32 internally.
+
+    On the CPU the weights go channels-last: oneDNN's convolutions over few channels run
+    1.2–1.5× faster in that layout (the demo models; benchmarks/sampling.py), with identical
+    results; the full presets are compute-bound and run as fast either way."""
     from piti_cli.errors import PitiError
 
     if precision not in PRECISIONS:
         raise PitiError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
         raise PitiError("--precision fp16 needs a CUDA device; use bf16 on CPU")
-    return model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
+    model = model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
+    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
 
 
 def _dtype(model: torch.nn.Module) -> torch.dtype:

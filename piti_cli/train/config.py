@@ -62,6 +62,7 @@ class TrainConfig:
     aux_start: int = 100  # perceptual and adversarial losses start at this step
     disc_lr: float = 1e-5
     degrade_l0_mode: str = "correct"
+    crop_size: int = 0  # train on random crops of this size (0 = whole pictures)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,6 +81,8 @@ class TrainConfig:
             raise InputError(f"--uncond-p {self.uncond_p}: must be in [0, 1]")
         if self.batch_size < 1 or self.max_steps < 0:
             raise InputError("--batch-size must be >= 1 and --max-steps >= 0")
+        if self.crop_size < 0 or (self.crop_size and not self.upsampler):
+            raise InputError(f"--crop-size {self.crop_size}: crops are for the upsampler; 0 (whole pictures) or a size")
         if any(not 0.0 <= r < 1.0 for r in self.ema_rates):
             raise InputError(f"--ema-rate {self.ema_rates}: each rate must be in [0, 1)")
 

@@ -82,6 +82,7 @@ class Trainer:
             what = "an upsampler" if config.is_upsampler else "a base model"
             raise InputError(f"{cfg.init}: is {what}; use `piti {'upsample-train' if config.is_upsampler else 'finetune'}`")
         self.config = config
+        _check_crop(cfg.crop_size, config)
         model = model.to(device)
         if cfg.stage == "encoder":
             model.decoder.requires_grad_(False)
@@ -107,6 +108,7 @@ class Trainer:
             cfg.data, image_size=config.unet.image_size, condition_size=enc.input_size,
             condition_channels=enc.in_channels, seed=cfg.seed, uncond_p=cfg.uncond_p, flip=cfg.flip,
             data_fraction=cfg.data_fraction, low_res=config.is_upsampler, l0_mode=cfg.degrade_l0_mode,
+            crop_size=cfg.crop_size,
         )
         self.perceptual, self.critic = None, None
         if config.is_upsampler:
@@ -215,12 +217,12 @@ class Trainer:
     # ------------------------------------------------------------------ run
     def preview_items(self) -> dict:
         n = min(self.cfg.sample_count, len(self.stream.pack))
-        saved = (self.stream.flip, self.stream.uncond_p)
-        self.stream.flip, self.stream.uncond_p = False, 0.0
+        saved = (self.stream.flip, self.stream.uncond_p, self.stream.crop_size)
+        self.stream.flip, self.stream.uncond_p, self.stream.crop_size = False, 0.0, 0  # whole pictures
         try:
             items = [self.stream[k] for k in range(n)]
         finally:
-            self.stream.flip, self.stream.uncond_p = saved
+            self.stream.flip, self.stream.uncond_p, self.stream.crop_size = saved
         return {key: torch.stack([it[key] for it in items]) for key in ("image", "condition", "low_res") if key in items[0]}
 
     def write_grid(self) -> None:
@@ -258,6 +260,17 @@ class Trainer:
             if progress:
                 progress(self.step, cfg.max_steps, loss=last["loss"], it_s=it_s)
         return TrainResult(self.step, self.run_dir, ckpt or S.latest_checkpoint(self.run_dir), last)
+
+
+def _check_crop(crop: int, config) -> None:
+    """A crop must pass through every down-sampling of the UNet and match whole low-res pixels."""
+    if not crop:
+        return
+    size = config.unet.image_size
+    factor = 2 ** (len(config.unet.channel_mult) - 1)
+    if crop > size or crop % factor or crop % (size // 64):
+        raise InputError(f"--crop-size {crop}: must be at most {size} and a multiple of {factor} "
+                         f"(the UNet halves the resolution {len(config.unet.channel_mult) - 1} times)")
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

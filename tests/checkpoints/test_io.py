@@ -110,3 +110,21 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="empty file"):
         read_checkpoint(tmp_path / "empty.pt")
+
+
+def test_safetensors_bytes_do_not_depend_on_the_writing_process(tmp_path):
+    # safetensors keeps metadata in a hash map whose order differs per process; piti sorts it,
+    # so the same weights always hash the same (the manifest's sha256 of exported files).
+    import subprocess
+    import sys
+
+    script = ("import sys, torch; from piti_cli.checkpoints.io import save_checkpoint; "
+              "save_checkpoint(sys.argv[1], {'w': torch.arange(6.0)}, "
+              "extra={k: i for i, k in enumerate('abcdefgh')})")
+    outs = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for out in outs:
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+    assert outs[0].read_bytes() == outs[1].read_bytes() == outs[2].read_bytes()
+    ck = read_checkpoint(outs[0])
+    assert ck.extra == {k: str(i) for i, k in enumerate("abcdefgh")}
+    assert torch.equal(ck.state_dict["w"], torch.arange(6.0))

@@ -33,3 +33,16 @@ def test_cascade_shapes_and_seed_determinism(tiny_mask_models):
     c = sample_cascade(base, up, cond, torch.Generator().manual_seed(6), settings, up_settings)
     assert a[0].shape == (1, 3, 64, 64) and a[1].shape == (1, 3, 256, 256)
     assert torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
+
+
+def test_prepare_puts_cpu_weights_channels_last_without_changing_outputs(tiny_mask_models):
+    from piti_cli.pipeline.cascade import prepare
+
+    reference = load_model(tiny_mask_models[0])[0].eval()
+    prepared = prepare(load_model(tiny_mask_models[0])[0], torch.device("cpu"), "fp32")
+    conv = prepared.decoder.input_blocks[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    torch.manual_seed(0)
+    x, cond, t = torch.randn(2, 3, 64, 64), torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([10, 900])
+    with torch.no_grad():
+        torch.testing.assert_close(prepared(x, t, cond), reference(x, t, cond), rtol=1e-5, atol=1e-5)

@@ -86,3 +86,33 @@ def test_upsampler_items_carry_a_degraded_low_res(scenes_pack):
     item = s[0]
     assert item["image"].shape == (3, 256, 256) and item["low_res"].shape == (3, 64, 64)
     assert torch.equal(s[0]["low_res"], item["low_res"])
+
+
+def test_upsampler_crops_are_aligned_windows_of_the_whole_picture(scenes_pack):
+    whole = stream(scenes_pack, image_size=256, low_res=True, flip=False)
+    cropped = stream(scenes_pack, image_size=256, low_res=True, flip=False, crop_size=128)
+    raw = PackedDataset(scenes_pack)[whole.item_index(5)]["image"]
+    for k in range(5, 8):
+        item = cropped[k]
+        assert item["image"].shape == item["noise"].shape == (3, 128, 128)
+        assert item["low_res"].shape == (3, 32, 32)
+        full = whole[k]["image"]
+        # the window sits at a multiple of the scale factor 4, so it matches one 32×32 low-res window
+        hits = [(y, x) for y in range(0, 129, 4) for x in range(0, 129, 4)
+                if torch.equal(full[:, y:y + 128, x:x + 128], item["image"])]
+        assert hits, "the crop is no aligned window of the picture"
+        assert torch.equal(cropped[k]["low_res"], item["low_res"])  # deterministic per k
+    assert raw.shape[:2] == (256, 256)
+
+
+def test_crops_of_pictures_stored_at_another_size_are_windows_of_the_resized_picture(tmp_path):
+    from benchmarks.scenes import make_scenes, write_pack
+
+    images, masks = make_scenes(2, seed=4)
+    pack = write_pack(tmp_path / "small.h5", np.ascontiguousarray(images[:, ::2, ::2]),
+                      np.ascontiguousarray(masks[:, ::2, ::2]))  # stored at 128, trained at 256
+    whole = stream(pack, image_size=256, low_res=True, flip=False)[0]["image"]
+    item = stream(pack, image_size=256, low_res=True, flip=False, crop_size=64)[0]
+    assert item["image"].shape == (3, 64, 64) and item["low_res"].shape == (3, 16, 16)
+    assert any(torch.equal(whole[:, y:y + 64, x:x + 64], item["image"])
+               for y in range(0, 193, 4) for x in range(0, 193, 4))

@@ -39,3 +39,22 @@ def test_wgan_gp_critic_loss_matches_a_direct_computation():
     expected = disc(fake).mean() - disc(real).mean() + 10 * (w.norm() - 1) ** 2
     torch.testing.assert_close(loss, expected)
     assert eps.shape == (3, 1, 1, 1)
+
+
+def test_upsampler_trains_on_crops_and_refuses_crops_that_break_the_unet(scenes_pack, glide_upsample, tmp_path):
+    import pytest
+
+    from piti_cli.errors import InputError
+
+    cfg = base_config(scenes_pack, glide_upsample, tmp_path / "crop", preset="glide-upsample-tiny", upsampler=True,
+                      batch_size=2, max_steps=1, uncond_p=0.0, timestep_sampler="uniform", perceptual="none",
+                      crop_size=64)
+    result = train(cfg)
+    assert torch.isfinite(torch.tensor(result.last_metrics["loss"]))
+    # the tiny upsampler halves 256² four times: a crop must be a multiple of 16
+    bad = base_config(scenes_pack, glide_upsample, tmp_path / "bad", preset="glide-upsample-tiny", upsampler=True,
+                      batch_size=2, max_steps=1, perceptual="none", crop_size=72)
+    with pytest.raises(InputError, match="multiple of 16"):
+        train(bad)
+    with pytest.raises(InputError, match="crops are for the upsampler"):
+        base_config(scenes_pack, glide_upsample, tmp_path / "base", crop_size=64)
