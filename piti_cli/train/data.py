@@ -150,7 +150,6 @@ class TrainingStream(torch.utils.data.Dataset):
         item["noise"] = torch.randn(item["image"].shape, generator=g)
         return item
 
-
     def _window(self, hi: torch.Tensor, raw: np.ndarray, rng: np.random.Generator):
         """A random crop of the model-size image and the uint8 pixels of the same window
         (the stored ones when the pack holds pictures at the model's size)."""
