@@ -14,6 +14,7 @@ the fraction of 64×64 pixels whose nearest class colour is the class under the 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.scenes import CLASS_COLOURS, make_scenes, write_pack  # noqa: E402
+from piti_cli.io_utils import atomic_write_text  # noqa: E402
 
 
 def colour_accuracy(images: torch.Tensor, masks: np.ndarray) -> float:
@@ -58,6 +60,32 @@ def sample(model, conds: torch.Tensor, sampler: str, steps: str, guidance: float
         return sample_stage(model.eval(), conds, StageSettings(sampler=sampler, steps=steps, guidance=guidance), g)
 
 
+def train_for(cfg, minutes: float, budget_file: Path, chunk: int, report=print) -> int:
+    """Train in resumable chunks of `chunk` steps until `minutes` of training have been spent,
+    counted across reruns in `budget_file`; returns the step reached."""
+    from piti_cli.train.loop import train
+
+    spent = json.loads(budget_file.read_text())["seconds"] if budget_file.exists() else 0.0
+    step, resume = 0, Path(cfg.run_dir, "checkpoints").exists()
+    while spent < minutes * 60:
+        start = time.perf_counter()
+        cfg.max_steps = (step or _latest_step(cfg.run_dir)) + chunk
+        result = train(cfg, resume=resume)
+        step, resume = result.step, True
+        spent += time.perf_counter() - start
+        atomic_write_text(budget_file, json.dumps({"seconds": spent, "step": step}))
+        report(f"{Path(cfg.run_dir).name}: step {step}, loss {result.last_metrics.get('loss', float('nan')):.4f}, "
+               f"{spent / 60:.1f}/{minutes:.0f} min")
+    return step or _latest_step(cfg.run_dir)
+
+
+def _latest_step(run_dir) -> int:
+    from piti_cli.train.state import list_checkpoints
+
+    found = list_checkpoints(run_dir)
+    return found[-1][0] if found else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/tmp/piti_learning_proof")
@@ -77,7 +105,6 @@ def main() -> None:
     from piti_cli.models.config import get_preset
     from piti_cli.models.piti import build_model
     from piti_cli.train.data import resize_condition, resize_image, to_unit
-    from piti_cli.train.loop import train
     from piti_cli.train.state import export_ema, initial_model
     from piti_cli.checkpoints.convert import load_model
 
@@ -102,15 +129,8 @@ def main() -> None:
 
     run = out / "run"
     cfg = scene_base_config(train_pack, run, glide, batch_size=args.batch_size, lr=args.lr, save_every=args.chunk)
-    start = time.perf_counter()
-    step, resume = 0, run.exists()
-    while time.perf_counter() - start < args.minutes * 60:
-        cfg.max_steps = step + args.chunk
-        result = train(cfg, resume=resume)
-        step, resume = result.step, True
-        print(f"step {step}  loss {result.last_metrics.get('loss', float('nan')):.4f}  "
-              f"{(time.perf_counter() - start) / 60:.1f} min", flush=True)
-    train_minutes = (time.perf_counter() - start) / 60
+    step = train_for(cfg, args.minutes, out / "budget.json", args.chunk)
+    train_minutes = json.loads((out / "budget.json").read_text())["seconds"] / 60
 
     exported, _, _ = export_ema(run, out / "piti-base-mask-tiny-scenes.safetensors")
     trained, _ = load_model(exported)

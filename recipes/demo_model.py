@@ -36,30 +36,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.learning_proof import colour_accuracy, sample, scene_base_config  # noqa: E402
+from benchmarks.learning_proof import colour_accuracy, sample, scene_base_config, train_for  # noqa: E402
 from benchmarks.scenes import MASK_COLOURS, make_scenes, write_pack  # noqa: E402
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def train_for(cfg, minutes: float, budget_file: Path, chunk: int) -> int:
-    """Train in resumable chunks until `minutes` of training have been spent (across reruns)."""
-    from piti_cli.train.loop import train
-
-    spent = json.loads(budget_file.read_text())["seconds"] if budget_file.exists() else 0.0
-    step, resume = 0, Path(cfg.run_dir, "checkpoints").exists()
-    while spent < minutes * 60:
-        start = time.perf_counter()
-        cfg.max_steps = (step or _latest_step(cfg.run_dir)) + chunk
-        result = train(cfg, resume=resume)
-        step, resume = result.step, True
-        spent += time.perf_counter() - start
-        budget_file.write_text(json.dumps({"seconds": spent, "step": step}))
-        log(f"{Path(cfg.run_dir).name}: step {step}, loss {result.last_metrics.get('loss', float('nan')):.4f}, "
-            f"{spent / 60:.1f}/{minutes:.0f} min")
-    return step or _latest_step(cfg.run_dir)
 
 
 def upsampler_fidelity(up_file: Path, pack, count: int = 32) -> dict:
@@ -92,22 +74,15 @@ def end_to_end(eval_pack: Path, base_file: Path, up_file: Path, folder: Path, ma
 
     from piti_cli.pipeline.cascade import BASE_DEFAULTS
     from piti_cli.pipeline.sample import SampleJob, run_sample
+    from piti_cli.train.data import to_unit
 
     job = SampleJob(cond=f"{eval_pack}:0-{END_TO_END}", out=folder, base=str(base_file), upsampler=str(up_file),
                     base_settings=dataclasses.replace(BASE_DEFAULTS, guidance=3.0, steps="100"),
                     device="cpu", precision="bf16")
     result = run_sample(job)
-    pictures = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)
-                            for f in result.images]).float() / 127.5 - 1.0
+    pictures = torch.stack([to_unit(np.asarray(Image.open(f).convert("RGB"))) for f in result.images])
     return {"alignment": colour_accuracy(pictures, masks[:END_TO_END]),
             "seconds_per_image": result.seconds / len(result.images)}
-
-
-def _latest_step(run_dir) -> int:
-    from piti_cli.train.state import list_checkpoints
-
-    found = list_checkpoints(run_dir)
-    return found[-1][0] if found else 0
 
 
 GUIDANCES = (1.3, 3.0)  # piti's default (the official s) and the README command's
@@ -159,7 +134,7 @@ def main() -> None:
             save_checkpoint(glide[name], build_model(get_preset(name)).state_dict())
 
     base_cfg = scene_base_config(train_pack, out / "base", glide["glide-base-tiny"])
-    base_steps = train_for(base_cfg, args.base_minutes, out / "base_budget.json", 50)
+    base_steps = train_for(base_cfg, args.base_minutes, out / "base_budget.json", 50, log)
     up_cfg = TrainConfig(
         data=str(train_pack), run_dir=str(out / "upsample"), init=str(glide["glide-upsample-tiny"]),
         preset="glide-upsample-tiny", input_kind="mask", stage="joint", upsampler=True, batch_size=4,
@@ -167,14 +142,14 @@ def main() -> None:
         log_every=10, save_every=100, keep_checkpoints=1, device=args.upsample_device, seed=0,
         num_workers=args.workers, crop_size=args.upsample_crop, precision="bf16")
     chunk = 100 if args.upsample_device == "cpu" else 250
-    up_steps = train_for(up_cfg, args.upsample_minutes, out / "upsample_budget.json", chunk)
+    up_steps = train_for(up_cfg, args.upsample_minutes, out / "upsample_budget.json", chunk, log)
     # Phase 2 starts from phase 1's EMA with the timesteps drawn towards high noise: uniform t
     # leaves the x0 prediction at t > 700 poor (there an ε error is amplified by 1/√ᾱ, up to
     # 150×), and sampling starts there, so phase-1 samples came out grey: their mean colour
     # held 0.2 of the true one at t = 900 (one-step x0 prediction on held-out pictures).
     hn_cfg = dataclasses.replace(up_cfg, run_dir=str(out / "upsample_high_noise"), init=str(out / "upsample"),
                                  preset=None, timestep_sampler="high-noise", seed=1)
-    up_steps += train_for(hn_cfg, args.upsample_high_noise_minutes, out / "upsample_high_noise_budget.json", chunk)
+    up_steps += train_for(hn_cfg, args.upsample_high_noise_minutes, out / "upsample_high_noise_budget.json", chunk, log)
 
     weights.mkdir(parents=True, exist_ok=True)
     base_file, _, _ = export_ema(out / "base", weights / "piti_demo_base.safetensors")
