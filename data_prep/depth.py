@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from data_prep.images import load_rgb, resize_image, resize_nearest, save_png
+from piti_cli.data.images import read_image, resize_bicubic, resize_nearest, save_png
 from piti_cli.data.conditions import depth_to_rgb, normal_to_rgb
 from piti_cli.errors import InputError
 
@@ -50,18 +50,24 @@ def load_diode_256(stem: Path) -> dict:
     missing = diode_missing(stem)
     if missing:
         raise InputError(f"{stem}: missing {', '.join(missing)}")
-    rgb = load_rgb(stem.with_name(stem.name + ".png"))
+    rgb = read_image(stem.with_name(stem.name + ".png"), "RGB")
     depth = _load_npy(stem.with_name(stem.name + SUFFIXES["depth"])).astype(np.float32).squeeze()
     mask = _load_npy(stem.with_name(stem.name + SUFFIXES["mask"])).astype(np.float32).squeeze()
     normal = _load_npy(stem.with_name(stem.name + SUFFIXES["normal"])).astype(np.float32)
     if depth.ndim != 2 or mask.shape != depth.shape or normal.shape != depth.shape + (3,):
         raise InputError(f"{stem}: depth {depth.shape}, mask {mask.shape}, normal {normal.shape} do not match")
+    for name, arr in (("depth", depth), ("mask", mask), ("normal", normal)):
+        # the depth picture's scale is a percentile of the whole map: one NaN spoils every pixel
+        bad = int(arr.size - np.isfinite(arr).sum())
+        if bad:
+            raise InputError(f"{stem.with_name(stem.name + SUFFIXES[name])}: {bad} of {arr.size} values "
+                             "are NaN or infinite")
     return {
-        "image": resize_image(rgb),
+        "image": resize_bicubic(rgb, 256),
         "original_size": rgb.shape[:2],
-        "depth": resize_nearest(depth).astype(np.float32),
-        "depth_valid": (resize_nearest(mask) > 0).astype(np.uint8),
-        "normal": resize_nearest(normal).astype(np.float32),
+        "depth": resize_nearest(depth, 256).astype(np.float32),
+        "depth_valid": (resize_nearest(mask, 256) > 0).astype(np.uint8),
+        "normal": resize_nearest(normal, 256).astype(np.float32),
     }
 
 
@@ -77,6 +83,7 @@ def convert_depth(
     out: str | os.PathLike,
     *,
     overwrite: bool = False,
+    strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> DepthReport:
     """Write ``X.png``, ``X_depth.png``, ``X_normal.png`` (256x256) per DIODE view, mirrored under `out`."""
@@ -94,6 +101,8 @@ def convert_depth(
             try:
                 v = load_diode_256(stem)
             except InputError as err:
+                if strict:
+                    raise
                 report.failed.append((str(stem), str(err)))
             else:
                 # the image last: its presence marks a finished view

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from data_prep.images import list_images, load_label_png, save_png
+from piti_cli.data.images import list_images, read_image, save_png
 from piti_cli.data.palettes import PALETTES
 from piti_cli.errors import InputError
 
@@ -39,25 +39,37 @@ def convert_masks(
     dataset: str = "coco-stuff",
     *,
     overwrite: bool = False,
+    strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Colour every label PNG under `labels_dir` into `out_dir` (same relative paths, .png).
 
-    Finished outputs are skipped unless `overwrite`.  Returns counts
-    ``{"written": n, "skipped": n, "total": n}``.
+    Finished outputs are skipped unless `overwrite`; unreadable or out-of-range label maps are
+    skipped and listed (`strict`: the first one raises). Returns
+    ``{"written": n, "skipped": n, "total": n, "failed": [(path, why)]}``.
     """
+    if dataset not in PALETTES:
+        raise InputError(f"unknown mask dataset {dataset!r}; choose coco-stuff or ade20k")
     labels_dir, out_dir = Path(labels_dir), Path(out_dir)
-    files = list_images(labels_dir, exts=(".png",))
+    files = list_images(labels_dir, (".png",))
     if not files:
         raise InputError(f"{labels_dir}: no label PNGs found")
     written = skipped = 0
+    failed: list[tuple[str, str]] = []
     for i, path in enumerate(files):
         target = out_dir / path.relative_to(labels_dir).with_suffix(".png")
         if target.exists() and not overwrite:
             skipped += 1
         else:
-            save_png(labels_to_color(load_label_png(path), dataset, str(path)), target)
-            written += 1
+            try:
+                colour = labels_to_color(read_image(path, "labels"), dataset, str(path))
+            except InputError as err:
+                if strict:
+                    raise
+                failed.append((str(path), str(err)))
+            else:
+                save_png(colour, target)
+                written += 1
         if progress:
             progress(i + 1, len(files))
-    return {"written": written, "skipped": skipped, "total": len(files)}
+    return {"written": written, "skipped": skipped, "total": len(files), "failed": failed}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.images import IMAGE_EXTS, list_images, load_label_png, load_rgb, resize_image, resize_nearest
+from piti_cli.data.images import IMAGE_SUFFIXES, list_images, read_image, resize_bicubic, resize_nearest
 from piti_cli.data.palettes import decode_color_mask
 from piti_cli.errors import InputError
 
@@ -86,25 +86,19 @@ def discover(dataset: str, root: str | Path, split: str, conditions_dir: str | P
         if conditions_dir is None:
             raise InputError("generic packs need --conditions DIR (condition files matched by name)")
         cdir = Path(conditions_dir)
-        return _match(list_images(root), root, list_images(cdir, IMAGE_EXTS), cdir)
+        return _match(list_images(root), root, list_images(cdir, IMAGE_SUFFIXES), cdir)
     raise InputError(f"unknown dataset {dataset!r}; choose coco-stuff, ade20k, diode or generic")
 
 
 def _labels(path: Path, palette_name: str) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-    except Exception as err:
-        raise InputError(f"{path}: unreadable label map ({type(err).__name__}: {err})") from None
-    if mode in ("RGB", "RGBA"):
+    stored = read_image(path, "raw")
+    if stored.ndim == 3:  # a colour mask
         try:
-            labels = decode_color_mask(load_rgb(path), palette_name).astype(np.int64)
+            labels = decode_color_mask(np.ascontiguousarray(stored[..., :3]), palette_name).astype(np.int64)
         except ValueError as err:
             raise InputError(f"{path}: {err}") from None
     else:
-        labels = load_label_png(path)
+        labels = stored.astype(np.int64)
     top, extra = MAX_LABEL[palette_name]
     bad = (labels > top) & ~np.isin(labels, extra)
     if bad.any() or labels.min(initial=0) < 0:
@@ -123,21 +117,15 @@ def load_pair(pair: Pair, dataset: str, kind: str, palette_name: str | None) -> 
             "conditions/depth": v["depth"], "conditions/depth_valid": v["depth_valid"],
             "conditions/normal": v["normal"],
         }
-    rgb = load_rgb(pair.image)
-    out = {"images": resize_image(rgb), "original_sizes": np.array(rgb.shape[:2], np.int32)}
+    rgb = read_image(pair.image, "RGB")
+    out = {"images": resize_bicubic(rgb, 256), "original_sizes": np.array(rgb.shape[:2], np.int32)}
     if kind == "mask":
-        out["conditions/mask"] = resize_nearest(_labels(pair.condition, palette_name).astype(np.uint8))
+        out["conditions/mask"] = resize_nearest(_labels(pair.condition, palette_name).astype(np.uint8), 256)
     elif kind == "sketch":
-        from PIL import Image
-
-        try:
-            with Image.open(pair.condition) as img:
-                grey = np.asarray(img.convert("L"))
-        except Exception as err:
-            raise InputError(f"{pair.condition}: unreadable sketch ({type(err).__name__}: {err})") from None
-        out["conditions/sketch"] = (resize_nearest(grey) >= 128).astype(np.uint8)
+        grey = read_image(pair.condition, "L")
+        out["conditions/sketch"] = (resize_nearest(grey, 256) >= 128).astype(np.uint8)
     elif kind == "rgb":
-        out["conditions/rgb"] = resize_nearest(load_rgb(pair.condition))
+        out["conditions/rgb"] = resize_nearest(read_image(pair.condition, "RGB"), 256)
     else:
         raise InputError(f"unknown condition kind {kind!r}")
     return out

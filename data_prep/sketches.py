@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from data_prep.images import list_images, load_rgb, resize_image, save_png
+from piti_cli.data.images import list_images, read_image, resize_bicubic, save_png
 from piti_cli.errors import InputError
 
 THRESHOLD = 0.6
@@ -45,6 +45,7 @@ def make_sketches(
     batch_size: int = 8,
     threshold: float = THRESHOLD,
     overwrite: bool = False,
+    strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SketchReport:
     """Write a sketch PNG for every image under `src` (a folder or one file) into `out`."""
@@ -83,9 +84,11 @@ def make_sketches(
         imgs, targets = [], []
         for p, t in chunk:
             try:
-                imgs.append(resize_image(load_rgb(p)))
+                imgs.append(resize_bicubic(read_image(p, "RGB"), 256))
                 targets.append(t)
             except InputError as err:
+                if strict:
+                    raise
                 report.failed.append((str(p), str(err)))
         if imgs:
             batch = np.stack(imgs)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from piti_cli.data.images import to_unit
+
 # Piecewise-linear segments of the "jet" colour map (x, value) per channel.
 _JET = (
     ((0.0, 0.0), (0.35, 0.0), (0.66, 1.0), (0.89, 1.0), (1.0, 0.5)),
@@ -77,26 +79,18 @@ def sketch_distance(edges: np.ndarray) -> np.ndarray:
     return np.clip(dist, 0, 255).astype(np.uint8)
 
 
-def to_unit_range(picture_hwc_uint8: np.ndarray) -> np.ndarray:
-    """(H, W, C) uint8 -> (C, H, W) float32 in [-1, 1]."""
-    arr = np.asarray(picture_hwc_uint8, dtype=np.float32)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return np.ascontiguousarray(arr.transpose(2, 0, 1) / 127.5 - 1.0)
-
-
 def mask_condition(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """(H, W) stored label ids -> (3, H, W) float32 colour-mask condition in [-1, 1]."""
-    return to_unit_range(np.asarray(palette, dtype=np.uint8)[np.asarray(labels, dtype=np.int64)])
+    return to_unit(np.asarray(palette, dtype=np.uint8)[np.asarray(labels, dtype=np.int64)])
 
 
 def sketch_condition(edges: np.ndarray) -> np.ndarray:
     """(H, W) binary edges -> (1, H, W) float32 distance-transform condition in [-1, 1]."""
-    return to_unit_range(sketch_distance(edges))
+    return to_unit(sketch_distance(edges))
 
 
 def depth_condition(depth: np.ndarray, valid: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Depth (H, W), validity (H, W), normals (H, W, 3) -> (6, H, W) float32 in [-1, 1]."""
     return np.concatenate(
-        [to_unit_range(normal_to_rgb(normal)), to_unit_range(depth_to_rgb(depth, valid))], axis=0
+        [to_unit(normal_to_rgb(normal)), to_unit(depth_to_rgb(depth, valid))], axis=0
     )

@@ -18,7 +18,6 @@ to a ``DataLoader`` with ``num_workers > 0`` (h5py handles must not cross a fork
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from piti_cli.data import conditions as cond
-from piti_cli.data.schema import CONDITION_KINDS, FORMAT_NAME, FORMAT_VERSION, condition_paths
-from piti_cli.errors import InputError
+from piti_cli.data.images import to_unit
+from piti_cli.data.schema import condition_paths, validate_open_pack
+from piti_cli.errors import InputError, one_line
 
 
 class PackedInfo:
@@ -37,31 +37,23 @@ class PackedInfo:
         import h5py
 
         self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such file")
         try:
             with h5py.File(self.path, "r") as f:
-                attrs = dict(f.attrs)
-                if attrs.get("format") != FORMAT_NAME:
-                    raise InputError(f"{self.path}: not a piti pack (format={attrs.get('format')!r})")
-                if int(attrs.get("version", -1)) > FORMAT_VERSION:
-                    raise InputError(f"{self.path}: pack version {attrs['version']} is newer than this piti")
-                if not bool(attrs.get("complete", False)):
-                    raise InputError(f"{self.path}: pack is incomplete; rerun `piti prep pack` to finish it")
-                self.count = int(attrs["count"])
-                self.dataset = str(attrs["dataset"])
-                self.split = str(attrs["split"])
-                self.kind = str(attrs["condition"])
-                self.config = json.loads(attrs["config"])
-                self.skipped = json.loads(attrs.get("skipped", "[]"))
+                attrs = validate_open_pack(f, self.path)
+                self.count, self.dataset, self.split = attrs["count"], attrs["dataset"], attrs["split"]
+                self.kind, self.config, self.skipped = attrs["kind"], attrs["config"], attrs["skipped"]
                 self.palette = np.asarray(f["meta/palette"]) if "meta/palette" in f else None
                 self.class_names = (
-                    [s.decode() if isinstance(s, bytes) else s for s in f["meta/class_names"][()]]
+                    [s.decode() if isinstance(s, bytes) else str(s) for s in np.atleast_1d(f["meta/class_names"][()])]
                     if "meta/class_names" in f
                     else None
                 )
-        except OSError as err:
-            raise InputError(f"{self.path}: cannot read HDF5 file ({err})") from None
-        if self.kind not in CONDITION_KINDS:
-            raise InputError(f"{self.path}: unknown condition kind {self.kind!r}")
+        except InputError:
+            raise
+        except Exception as err:  # OSError for non-HDF5 bytes; h5py raises others on damaged files
+            raise InputError(f"{self.path}: cannot read HDF5 file ({type(err).__name__}: {one_line(str(err))[:120]})") from None
 
 
 def condition_to_array(kind: str, stored: Any, palette: np.ndarray | None = None) -> np.ndarray:
@@ -76,7 +68,7 @@ def condition_to_array(kind: str, stored: Any, palette: np.ndarray | None = None
     if kind == "sketch":
         return cond.sketch_condition(np.asarray(stored))
     if kind == "rgb":
-        return cond.to_unit_range(np.asarray(stored))
+        return to_unit(np.asarray(stored))
     if kind == "depth":
         return cond.depth_condition(stored["depth"], stored["depth_valid"], stored["normal"])
     raise ValueError(f"unknown condition kind {kind!r}")
@@ -93,7 +85,7 @@ def image_tensor(image_uint8: np.ndarray):
     """(256, 256, 3) uint8 RGB -> torch.float32 (3, 256, 256) in [-1, 1] (model image range)."""
     import torch
 
-    return torch.from_numpy(cond.to_unit_range(image_uint8))
+    return torch.from_numpy(to_unit(image_uint8))
 
 
 try:  # torch is a dependency, but keep this module importable for metadata-only users
@@ -141,11 +133,15 @@ class PackedDataset(_TorchDataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(index)
-        f = self._h5()
-        image = f["images"][index]
-        parts = {p.split("/", 1)[1]: f[p][index] for p in condition_paths(self.kind)}
+        try:
+            f = self._h5()
+            image = f["images"][index]
+            parts = {p.split("/", 1)[1]: f[p][index] for p in condition_paths(self.kind)}
+            sid = f["source_ids"][index]
+        except Exception as err:  # a damaged chunk: h5py raises OSError and others
+            raise InputError(f"{self.path}: row {index} is unreadable ({type(err).__name__}: "
+                             f"{one_line(str(err))[:120]})") from None
         stored = parts[self.kind] if len(parts) == 1 else parts
-        sid = f["source_ids"][index]
         item = {
             "index": index,
             "source_id": sid.decode() if isinstance(sid, bytes) else str(sid),

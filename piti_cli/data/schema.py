@@ -64,3 +64,64 @@ CONDITION_CHANNELS = {"mask": 3, "sketch": 1, "rgb": 3, "depth": 6}
 def condition_paths(kind: str) -> tuple[str, ...]:
     """HDF5 paths of the arrays that make up one stored condition of `kind`."""
     return tuple(f"conditions/{name}" for name in CONDITION_KINDS[kind])
+
+
+def validate_open_pack(f, path) -> dict:
+    """Check an open h5py file against this schema; return its root attributes, decoded.
+
+    Every problem is one `InputError` naming the file: not a pack, too new, unfinished, a
+    missing or malformed attribute, a missing dataset, a dataset with fewer rows than `count`
+    or with the wrong per-sample shape or dtype, a mask pack without its palette.
+    """
+    import json
+
+    import numpy as np
+
+    from piti_cli.errors import InputError
+
+    attrs = dict(f.attrs)
+    if attrs.get("format") != FORMAT_NAME:
+        raise InputError(f"{path}: not a piti pack (format={attrs.get('format')!r})")
+    try:
+        version = int(attrs.get("version", -1))
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: bad version attribute {attrs.get('version')!r}") from None
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path}: pack version {version} is newer than this piti")
+    if not bool(attrs.get("complete", False)):
+        raise InputError(f"{path}: pack is incomplete; rerun `piti prep pack` to finish it")
+    missing = [k for k in ("count", "dataset", "split", "condition", "config") if k not in attrs]
+    if missing:
+        raise InputError(f"{path}: pack lacks the attribute(s) {', '.join(missing)}")
+    out = {"dataset": str(attrs["dataset"]), "split": str(attrs["split"]), "kind": str(attrs["condition"])}
+    try:
+        out["count"] = int(attrs["count"])
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: bad count attribute {attrs['count']!r}") from None
+    if out["count"] < 0:
+        raise InputError(f"{path}: bad count attribute {out['count']}")
+    if out["kind"] not in CONDITION_KINDS:
+        raise InputError(f"{path}: unknown condition kind {out['kind']!r}")
+    for name in ("config", "skipped"):
+        try:
+            value = json.loads(attrs.get(name, "[]" if name == "skipped" else ""))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: the {name} attribute is not valid JSON") from None
+        if not isinstance(value, dict if name == "config" else list):
+            raise InputError(f"{path}: the {name} attribute is not a JSON {'object' if name == 'config' else 'list'}")
+        out[name] = value
+    expected = {"images": ARRAY_SPECS["images"], "source_ids": ((), None), "original_sizes": ((2,), None)}
+    expected.update({p: ARRAY_SPECS[p] for p in condition_paths(out["kind"])})
+    for name, (shape, dtype) in expected.items():
+        ds = f.get(name)
+        if ds is None or not hasattr(ds, "shape"):
+            raise InputError(f"{path}: pack lacks the dataset /{name}")
+        if len(ds.shape) < 1 or ds.shape[0] < out["count"]:
+            raise InputError(f"{path}: /{name} has {ds.shape[0] if ds.shape else 0} rows, count says {out['count']}")
+        if tuple(ds.shape[1:]) != shape or (dtype is not None and ds.dtype != np.dtype(dtype)):
+            raise InputError(f"{path}: /{name} is {ds.dtype} {tuple(ds.shape[1:])} per sample, "
+                             f"expected {dtype or ds.dtype} {shape}")
+    palette = f.get("meta/palette")
+    if out["kind"] == "mask" and (palette is None or tuple(getattr(palette, "shape", ())) != (256, 3)):
+        raise InputError(f"{path}: mask pack without a (256, 3) /meta/palette")
+    return out
