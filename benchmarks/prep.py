@@ -23,12 +23,12 @@ def bench_hed(device: str, n: int, batch: int) -> float:
     from skimage import data as skdata
 
     from data_prep.hed import hed_probabilities, load_hed
-    from data_prep.images import resize_image
+    from piti_cli.data.images import resize_bicubic
     from piti_cli.runtime import resolve_device
 
     dev = resolve_device(device)
     model = load_hed("bundled", dev)
-    photos = [resize_image(f()) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)]
+    photos = [resize_bicubic(f(), 256) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)]
     imgs = np.stack([photos[i % 3] for i in range(batch)])
     hed_probabilities(model, imgs, dev)  # warm-up
     if dev.type == "cuda":

@@ -19,6 +19,7 @@ from piti_cli.checkpoints.layout import (
     is_glide_text_key,
     layout_of,
 )
+from piti_cli.data.kinds import kind_for_channels
 from piti_cli.errors import CheckpointError
 from piti_cli.models.config import PRESETS, EncoderConfig, ModelConfig, get_preset, piti_from_glide
 from piti_cli.models.encoder import ConditionEncoder
@@ -124,7 +125,7 @@ def load_model(
 
 def _kind_from_encoder(ck: CheckpointFile, layout) -> str:
     channels = layout.get("encoder.cnn.conv1.weight", (0, 0))[1]
-    for kind, n in {"mask": 3, "sketch": 1, "depth-normal": 6}.items():
-        if n == channels:
-            return kind
+    kind = kind_for_channels(channels)
+    if kind is not None:
+        return kind.name
     raise CheckpointError(f"{ck.path}: encoder takes {channels} channels, which no input kind has")

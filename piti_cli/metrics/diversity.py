@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from piti_cli.errors import CheckpointError, InputError, OfflineError
-from piti_cli.metrics.images import IMAGE_EXTENSIONS, read_image
+from piti_cli.data.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
+from piti_cli.data.images import read_image
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 
@@ -115,7 +116,7 @@ def lpips_diversity(
     per_group = {}
     with torch.inference_mode():
         for name, files in groups.items():
-            imgs = [read_image(f) for f in files]
+            imgs = [read_image(f, "RGB") for f in files]
             shapes = {im.shape for im in imgs}
             if len(shapes) != 1:
                 raise InputError(f"{files[0].parent}: samples of condition {name!r} differ in size ({sorted(shapes)})")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from piti_cli.data.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
+from piti_cli.data.images import list_images, read_image
 from piti_cli.errors import InputError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 HDF5_EXTENSIONS = (".h5", ".hdf5")
 
 
@@ -25,9 +26,7 @@ class FolderSource:
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"{self.root}: not a folder")
-        self.files = sorted(
-            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
+        self.files = list_images(self.root, IMAGE_EXTENSIONS)
         if not self.files:
             raise InputError(f"{self.root}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
 
@@ -35,7 +34,7 @@ class FolderSource:
         return len(self.files)
 
     def read(self, index: int) -> np.ndarray:
-        return read_image(self.files[index])
+        return read_image(self.files[index], "RGB")
 
     def fingerprint(self) -> list:
         """File names, sizes and modification times: changes when the folder does."""
@@ -97,17 +96,6 @@ def open_source(path: str | Path):
     if p.suffix.lower() in HDF5_EXTENSIONS:
         return PackSource(p)
     raise InputError(f"{p}: expected an image folder or an HDF5 pack (.h5)")
-
-
-def read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        reason = "not an image" if isinstance(err, UnidentifiedImageError) else str(err).splitlines()[0]
-        raise InputError(f"{path}: cannot read image ({reason})") from None
 
 
 # --- preprocessing -------------------------------------------------------------------------

@@ -10,10 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-InputKind = Literal["mask", "sketch", "depth-normal"]
+from piti_cli.data.kinds import CHANNELS as CONDITION_CHANNELS  # input kind -> encoder channels
 
-# Condition channels per input kind, as the official PITI models consume them.
-CONDITION_CHANNELS: dict[str, int] = {"mask": 3, "sketch": 1, "depth-normal": 6}
+InputKind = Literal["mask", "sketch", "depth-normal"]
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,27 @@ enters the same way: DDIM inversion under its condition gives the x_T that regen
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from piti_cli.data.images import read_image, resize_bicubic, save_png, to_uint8, to_unit
 from piti_cli.diffusion.samplers import ddim_invert
+from piti_cli.errors import InputError
 from piti_cli.models.piti import PitiModel
-from piti_cli.pipeline.cascade import StageSettings, make_denoiser, sample_stage, stage_process
+from piti_cli.pipeline.cascade import (
+    UPSAMPLE_DEFAULTS,
+    StageSettings,
+    fit_condition,
+    make_denoiser,
+    prepare,
+    quantize_8bit,
+    sample_stage,
+    stage_process,
+)
+from piti_cli.pipeline.inputs import load_conditions
+from piti_cli.pipeline.sample import DEFAULT_BASE, DEFAULT_UPSAMPLER, _load
+from piti_cli.runtime import resolve_device
 
 
 def ddim_settings(settings: StageSettings) -> StageSettings:
@@ -22,19 +36,14 @@ def ddim_settings(settings: StageSettings) -> StageSettings:
     return replace(settings, sampler="ddim", eta=0.0)
 
 
-def _fit(model: PitiModel, cond: torch.Tensor) -> torch.Tensor:
-    size = model.config.encoder.input_size
-    return cond if cond.shape[-1] == size else F.interpolate(cond.float(), size=(size, size), mode="nearest")
-
-
 def invert(model: PitiModel, image: torch.Tensor, cond: torch.Tensor, settings: StageSettings, progress=None) -> torch.Tensor:
-    """x_T that DDIM maps back to `image` (B, 3, S, S) in [-1, 1] under `cond`."""
+    """x_T that DDIM maps back to `image` (B, 3, S, S) in [-1, 1], S the model's size, under `cond`."""
     size = model.config.unet.image_size
-    if image.shape[-1] != size:
-        image = F.interpolate(image.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+    if image.shape[-2:] != (size, size):
+        raise ValueError(f"invert takes pictures at the model's size {size}, got {tuple(image.shape[-2:])}")
     # No x0 clipping in either direction: clipping makes the DDIM map non-invertible.
     settings = replace(ddim_settings(settings), clip_denoised=False)
-    denoiser = make_denoiser(model, _fit(model, cond), settings)
+    denoiser = make_denoiser(model, fit_condition(model, cond), settings)
     with torch.no_grad():
         return ddim_invert(denoiser, stage_process(model, settings), image.float(), clip_denoised=False, progress=progress)
 
@@ -81,17 +90,8 @@ def run_edit(
     """Write original.png and edited.png (256 px with an upsampler, else 64 px) into `out`.
 
     With `image_path`, x_T comes from DDIM inversion of that photo under `cond_path`, and
-    reconstruction.png shows how faithfully the inversion regenerates it."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from piti_cli.errors import InputError
-    from piti_cli.pipeline.cascade import UPSAMPLE_DEFAULTS, prepare, quantize_8bit
-    from piti_cli.pipeline.inputs import _read_image, load_conditions
-    from piti_cli.pipeline.sample import DEFAULT_BASE, DEFAULT_UPSAMPLER, _load, _save_png, _to_uint8
-    from piti_cli.runtime import resolve_device
-
+    reconstruction.png shows how faithfully the inversion regenerates it. The photo is
+    PIL-BICUBIC-resized as uint8 to the base model's size, as training pictures are."""
     out = Path(out)
     dev = resolve_device(device)
     model, _ = _load(base or DEFAULT_BASE, weights_dir, "base model")
@@ -99,10 +99,11 @@ def run_edit(
     (a,), (b,) = load_conditions(cond_path, kind, 1), load_conditions(edited_path, kind, 1)
     photo = None
     if image_path:
-        arr = _read_image(Path(image_path))
+        arr = read_image(Path(image_path))
         if arr.ndim != 3 or arr.shape[2] < 3:
             raise InputError(f"{image_path}: the photo must be an RGB image")
-        photo = torch.from_numpy(np.ascontiguousarray(arr[..., :3].transpose(2, 0, 1))).float()[None] / 127.5 - 1
+        size = model.config.unet.image_size
+        photo = torch.from_numpy(to_unit(resize_bicubic(arr[..., :3].copy(), size)))[None]
     up = None
     if upsampler or not base:
         up, _ = _load(upsampler or DEFAULT_UPSAMPLER, weights_dir, "upsampler")
@@ -127,6 +128,6 @@ def run_edit(
     written = []
     for name, img in images.items():
         path = out / f"{name}.png"
-        _save_png(_to_uint8(img[0]), path)
+        save_png(to_uint8(img[0]), path)
         written.append(path)
     return written

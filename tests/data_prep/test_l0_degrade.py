@@ -2,14 +2,15 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from data_prep.degrade import anisotropic_gaussian, degrade_bsr, degrade_folder, isotropic_gaussian
-from data_prep.images import resize_image
-from data_prep.l0 import l0_smooth
+from data_prep.degrade import degrade_folder
+from piti_cli.data.degrade import anisotropic_gaussian, degrade_bsr, isotropic_gaussian
+from piti_cli.data.images import resize_bicubic
+from piti_cli.data.l0 import l0_smooth
 
 
 @pytest.fixture(scope="module")
 def photos():
-    return [resize_image(f()) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)]
+    return [resize_bicubic(f(), 256) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)]
 
 
 def test_l0_never_black_on_real_photos(photos):
@@ -66,7 +67,7 @@ def test_degrade_shape_and_determinism(photos):
     np.testing.assert_array_equal(outs[3], again)
     assert len({o.tobytes() for o in outs}) == 12
     # still the same picture: close to a plain 4x downscale on average
-    plain = resize_image(img, 64).astype(float)
+    plain = resize_bicubic(img, 64).astype(float)
     assert all(np.abs(o.astype(float) - plain).mean() < 40 for o in outs)
     assert all(o.max() > 50 for o in outs)  # correct L0 mode never blacks out
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.images import load_label_png
+from piti_cli.data.images import read_image
 from data_prep.masks import convert_masks, labels_to_color
 from piti_cli.data.palettes import coco_stuff_palette, decode_color_mask, voc_colormap
 from piti_cli.errors import InputError
@@ -15,7 +15,7 @@ def test_label_png_read_as_raw_indices(tmp_path):
     p.putpalette([7] * 768)  # a palette that a greyscale conversion would apply
     p.save(tmp_path / "p.png")
     for name in ("l.png", "p.png"):
-        np.testing.assert_array_equal(load_label_png(tmp_path / name), ids)
+        np.testing.assert_array_equal(read_image(tmp_path / name, "labels"), ids)
 
 
 def test_colour_image_is_not_a_label_map(tmp_path):
@@ -23,7 +23,7 @@ def test_colour_image_is_not_a_label_map(tmp_path):
     rgb[..., 0] = 128
     Image.fromarray(rgb).save(tmp_path / "c.png")
     with pytest.raises(InputError, match="colour image"):
-        load_label_png(tmp_path / "c.png")
+        read_image(tmp_path / "c.png", "labels")
 
 
 def test_real_masks_reproduced_from_ids(tmp_path, reference_dir):
@@ -36,7 +36,7 @@ def test_real_masks_reproduced_from_ids(tmp_path, reference_dir):
         originals[f.name] = rgb
         Image.fromarray(decode_color_mask(rgb, "coco-stuff"), mode="L").save(labels / f.name)
     res = convert_masks(tmp_path / "labels", tmp_path / "color")
-    assert res == {"written": 4, "skipped": 0, "total": 4}
+    assert res == {"written": 4, "skipped": 0, "total": 4, "failed": []}
     for name, rgb in originals.items():
         out = np.asarray(Image.open(tmp_path / "color" / "train2017" / name))
         keep = ~np.all(rgb == alias, axis=2)

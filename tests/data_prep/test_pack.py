@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data_prep.images import resize_image
+from piti_cli.data.images import resize_bicubic
 from data_prep.pack import pack_split
 from piti_cli.data.palettes import coco_stuff_palette
 from piti_cli.data.reader import PackedDataset, PackedInfo
@@ -52,7 +52,7 @@ def test_coco_pack_round_trip_with_workers(coco_root, tmp_path):
     assert ids == ["000000000000", "000000000001", "000000000002", "000000000003"]
     # independent check: the jpg decoded and resized here equals the stored image
     src = np.asarray(Image.open(coco_root / "images/train2017/000000000002.jpg").convert("RGB"))
-    np.testing.assert_array_equal(images[2].numpy(), resize_image(src))
+    np.testing.assert_array_equal(images[2].numpy(), resize_bicubic(src, 256))
     lab = np.asarray(Image.open(coco_root / "annotations/train2017/000000000002.png"))
     assert set(np.unique(masks[2].numpy())) <= set(np.unique(lab))
     cond = ds.condition_tensor(masks[2].numpy())

@@ -35,7 +35,7 @@ def test_folder_errors_are_one_line(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_bytes(b"not a png")
     src = open_source(tmp_path / "bad")
-    with pytest.raises(InputError, match=r"x\.png: cannot read image") as err:
+    with pytest.raises(InputError, match=r"x\.png: unreadable image") as err:
         src.read(0)
     assert "\n" not in str(err.value)
 
