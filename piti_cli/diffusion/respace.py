@@ -1,11 +1,12 @@
 """Respacing: keep a subset of an N-step process's timesteps (fewer sampling steps).
 
-Spec strings (improved-DDPM ``space_timesteps`` conventions):
+Respacing strings (improved-DDPM ``space_timesteps`` conventions):
 
 - ``"250"`` / ``"10,10,3,2,2"``: split the N steps into len(list) equal sections
   (the first N mod len sections one step longer) and take that many steps from
-  each, evenly strided with fractional stride (size−1)/(count−1) and Python
-  ``round``; a single number is one section, so it includes 0 and N−1.
+  each, evenly strided with fractional stride (size−1)/(count−1) accumulated in
+  float (``cur += stride``) and kept as Python ``round(cur)`` — GLIDE's rule, bit for
+  bit; a single number is one section, so it includes 0 and N−1.
 - ``"ddimK"``: the DDIM paper's integer stride: ``range(0, N, s)`` for the
   smallest s giving exactly K steps (starts at 0, does not reach N−1 in general).
 - ``"fast27"``: ``"10,10,3,2,2"`` with step N−1 replaced by N−3.
@@ -35,44 +36,47 @@ def _sections(num_steps: int, counts: Sequence[int]) -> set[int]:
         if count < 0 or size < count:
             raise ValueError(f"cannot take {count} steps from a section of {size} steps")
         stride = 1.0 if count <= 1 else (size - 1) / (count - 1)
-        steps.update(start + round(j * stride) for j in range(count))
+        cur = 0.0  # accumulated, not j·stride: the sums round differently for 278 of K = 2…1000
+        for _ in range(count):
+            steps.add(start + round(cur))
+            cur += stride
         start += size
     return steps
 
 
-def space_timesteps(num_steps: int, spec: str | Sequence[int] | None) -> list[int]:
-    """Sorted list of the original timesteps kept by ``spec`` (see module doc)."""
-    if spec is None or spec == "":
+def space_timesteps(num_steps: int, respacing: str | Sequence[int] | None) -> list[int]:
+    """Sorted list of the original timesteps kept by ``respacing`` (see module doc)."""
+    if respacing is None or respacing == "":
         return list(range(num_steps))
-    if isinstance(spec, str):
-        spec = spec.strip()
-        if spec.startswith("ddim"):
-            want = int(spec[len("ddim"):])
+    if isinstance(respacing, str):
+        respacing = respacing.strip()
+        if respacing.startswith("ddim"):
+            want = int(respacing[len("ddim"):])
             for stride in range(1, num_steps):
                 if len(range(0, num_steps, stride)) == want:
                     return list(range(0, num_steps, stride))
             raise ValueError(f"cannot take exactly {want} steps of {num_steps} with an integer stride")
-        if spec == "fast27":
+        if respacing == "fast27":
             steps = _sections(num_steps, [10, 10, 3, 2, 2])
             steps.discard(num_steps - 1)
             steps.add(num_steps - 3)
             return sorted(steps)
         try:
-            counts = [int(part) for part in spec.split(",")]
+            counts = [int(part) for part in respacing.split(",")]
         except ValueError:
-            raise ValueError(f"bad respacing {spec!r}: expected e.g. '250', 'ddim50', 'fast27' or '10,10,3'") from None
+            raise ValueError(f"bad respacing {respacing!r}: expected e.g. '250', 'ddim50', 'fast27' or '10,10,3'") from None
     else:
-        counts = [int(c) for c in spec]
+        counts = [int(c) for c in respacing]
     return sorted(_sections(num_steps, counts))
 
 
-def respace(process: GaussianDiffusion, spec: str | Sequence[int] | None) -> GaussianDiffusion:
-    """A process that keeps only the steps of ``process`` chosen by ``spec``.
+def respace(process: GaussianDiffusion, respacing: str | Sequence[int] | None) -> GaussianDiffusion:
+    """A process that keeps only the steps of ``process`` chosen by ``respacing``.
 
     Works on an already respaced process too: the new ``timestep_map`` refers to
     the same original process.
     """
-    keep = space_timesteps(process.num_timesteps, spec)
+    keep = space_timesteps(process.num_timesteps, respacing)
     alpha_bar = process.alphas_cumprod[keep]
     prev = np.append(1.0, alpha_bar[:-1])
     betas = 1.0 - alpha_bar / prev

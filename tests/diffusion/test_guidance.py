@@ -60,3 +60,77 @@ def test_normalized_matches_conditional_moments():
     for b in range(3):
         r = torch.corrcoef(torch.stack([out[b].flatten(), plain[b].flatten()]))[0, 1]
         assert r.item() > 0.99999
+
+
+def gaussian_pair(batches):
+    """Closed-form conditional / unconditional halves: exact ε for data N(0.3, 0.4²) and N(−0.2, 0.6²)."""
+    from piti_cli.diffusion.analytic import GaussianDataDenoiser
+    from piti_cli.diffusion.respace import make_process
+
+    base = make_process()
+    cond, uncond = GaussianDataDenoiser(base, 0.3, 0.4), GaussianDataDenoiser(base, -0.2, 0.6)
+
+    def pair(x2, t2):
+        batches.append(("pair", x2.shape[0], float(t2[0])))
+        half = x2.shape[0] // 2
+        return torch.cat([cond(x2[:half], t2[:half]), uncond(x2[half:], t2[half:])])
+
+    def conditional(x, t):
+        batches.append(("cond", x.shape[0], float(t[0])))
+        return cond(x, t)
+
+    return pair, conditional
+
+
+def test_interval_covering_all_t_changes_nothing():
+    from piti_cli.diffusion.respace import make_process
+    from piti_cli.diffusion.samplers import sample_ddim
+
+    p = make_process(respacing="10")
+    x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    runs = []
+    for interval in (None, (0.0, 1000.0), (0, 999)):
+        batches = []
+        pair, conditional = gaussian_pair(batches)
+        den = classifier_free(pair, 3.0, interval=interval, conditional=conditional)
+        runs.append(sample_ddim(den, p, x_T, torch.Generator().manual_seed(1), eta=1.0))
+        assert [b[:2] for b in batches] == [("pair", 4)] * 10
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+
+
+def test_outside_the_interval_only_the_conditional_half_runs():
+    from piti_cli.diffusion.respace import make_process, space_timesteps
+    from piti_cli.diffusion.samplers import sample_ddim
+
+    lo, hi = 200.0, 600.0
+    p = make_process(respacing="10")
+    batches = []
+    pair, conditional = gaussian_pair(batches)
+    den = classifier_free(pair, 3.0, interval=(lo, hi), conditional=conditional)
+    sample_ddim(den, p, (2, 3, 8, 8), torch.Generator().manual_seed(1))
+    ts = [float(k) for k in reversed(space_timesteps(1000, "10"))]  # network t = original step here
+    assert batches == [("pair", 4, t) if lo <= t <= hi else ("cond", 2, t) for t in ts]
+    assert 0 < sum(b[0] == "pair" for b in batches) < 10
+    # and the value outside is the conditional prediction itself, inside the guided one
+    x, out_t, in_t = torch.randn(2, 3, 4, 4), torch.full((2,), 900.0), torch.full((2,), 300.0)
+    plain = classifier_free(pair, 3.0)
+    cond_only = classifier_free(pair, 1.0)
+    torch.testing.assert_close(den(x, out_t), cond_only(x, out_t), rtol=0, atol=1e-7)
+    assert torch.equal(den(x, in_t), plain(x, in_t))
+    # a batch straddling the interval guides only the samples inside
+    mixed = den(x, torch.tensor([300.0, 900.0]))
+    assert torch.equal(mixed[:1], plain(x, in_t)[:1])
+    torch.testing.assert_close(mixed[1:], cond_only(x, out_t)[1:], rtol=0, atol=1e-7)
+
+
+def test_bad_intervals():
+    import math
+
+    import pytest
+
+    pair, conditional = gaussian_pair([])
+    for bad in ((600, 200), (-1, 10), (0, 1001), (math.nan, 5), (5, 5), ("a", 3), (1,)):
+        with pytest.raises(ValueError, match="guidance interval"):
+            classifier_free(pair, 2.0, interval=bad, conditional=conditional)
+    with pytest.raises(ValueError, match="conditional denoiser"):
+        classifier_free(pair, 2.0, interval=(0, 500))

@@ -56,3 +56,54 @@ def test_network_time_rescales_other_step_counts():
     p = make_process("linear", 4000, "ddim4")
     assert p.timestep_map.tolist() == [0, 1000, 2000, 3000]
     assert p.network_t(torch.arange(4)).tolist() == [0.0, 250.0, 500.0, 750.0]
+
+
+def glide_rule(n, counts):
+    """GLIDE's respacing, restated: per section a float position that starts at 0 and grows by
+    (size − 1)/(count − 1) after each kept step, kept as round(position)."""
+    from itertools import accumulate, repeat
+
+    kept, offset = set(), 0
+    for k, count in enumerate(counts):
+        size = n // len(counts) + (k < n % len(counts))
+        stride = (size - 1) / (count - 1) if count > 1 else 1.0
+        kept |= {offset + round(p) for p in accumulate(repeat(stride, count - 1), initial=0.0)} if count else set()
+        offset += size
+    return sorted(kept)
+
+
+def product_rule(n, counts):
+    """The per-step product round(j · stride) piti used before; equal to GLIDE's for the presets."""
+    kept, offset = set(), 0
+    for k, count in enumerate(counts):
+        size = n // len(counts) + (k < n % len(counts))
+        stride = (size - 1) / (count - 1) if count > 1 else 1.0
+        kept |= {offset + round(j * stride) for j in range(count)}
+        offset += size
+    return sorted(kept)
+
+
+def test_every_k_follows_glide_rule():
+    differ = 0
+    for k in range(1, 1001):
+        assert space_timesteps(1000, str(k)) == glide_rule(1000, [k]), k
+        differ += glide_rule(1000, [k]) != product_rule(1000, [k])
+    assert differ == 278  # the rule change is real (issue 13) …
+    assert 499 in space_timesteps(1000, "21") and 500 not in space_timesteps(1000, "21")  # 10 · 49.95 summed
+
+
+@pytest.mark.parametrize("counts", [[10, 10, 3, 2, 2], [7, 21, 33], [1, 1, 1], [250, 3], [5, 0, 5], [97, 13, 61, 40]])
+def test_section_lists_follow_glide_rule(counts):
+    spec = ",".join(map(str, counts))
+    assert space_timesteps(1000, spec) == glide_rule(1000, counts)
+    assert space_timesteps(4000, spec) == glide_rule(4000, counts)
+
+
+def test_presets_in_use_do_not_move():
+    for spec in ("250", "100", "50", "27", "25", "20", "10", "10,10,3,2,2"):
+        counts = [int(c) for c in spec.split(",")]
+        assert space_timesteps(1000, spec) == product_rule(1000, counts) == glide_rule(1000, counts)
+    old_fast27 = sorted(set(product_rule(1000, [10, 10, 3, 2, 2])) - {999} | {997})
+    assert space_timesteps(1000, "fast27") == old_fast27 == FAST27
+    assert space_timesteps(1000, "ddim25") == list(range(0, 1000, 40))
+    assert space_timesteps(1000, "ddim50") == list(range(0, 1000, 20))
