@@ -1,3 +1,3 @@
 """piti: pretraining-based image-to-image translation on top of GLIDE."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,27 +1,44 @@
 """The weight registry: known files, where they live, their checksums, and fetching them.
 
-Lookup order for the weights folder: explicit `--weights-dir` > `$PITI_WEIGHTS_DIR` >
-`./weights`. Files shipped with piti itself (`source: bundled`) live in the repository's
-`weights/` folder next to the manifest.
+Checkpoints are looked up, in order, in an explicit `--weights-dir`, `$PITI_WEIGHTS_DIR`, the
+user cache (`<piti home>/weights`, see `piti_cli.home`) and the files bundled with piti
+itself. The manifest and the bundled demo files are package data (`weights/` in the
+repository, installed as the package `piti_weights`), found through `importlib.resources`,
+so they are found wherever piti is installed. Downloads go to the first of the three folders
+that applies, never to the current folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 from piti_cli.errors import InputError, OfflineError, PitiError
+from piti_cli.home import piti_home
 
 ENV_WEIGHTS_DIR = "PITI_WEIGHTS_DIR"
-REPO_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
-MANIFEST = REPO_WEIGHTS / "manifest.json"
+BUNDLED_PACKAGE = "piti_weights"
 _CHUNK = 1 << 20
+
+
+def _bundled_dir() -> Path:
+    try:
+        root = resources.files(BUNDLED_PACKAGE)
+    except ModuleNotFoundError:  # an editable install made before 0.2.0: the source tree
+        return Path(__file__).resolve().parents[2] / "weights"
+    return Path(str(root))
+
+
+BUNDLED_DIR = _bundled_dir()
+MANIFEST = BUNDLED_DIR / "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -53,19 +70,27 @@ def get_entry(entry_id: str) -> WeightEntry:
 
 
 def weights_dir(explicit: str | Path | None = None) -> Path:
+    """The folder downloads go to: explicit > `$PITI_WEIGHTS_DIR` > `<piti home>/weights`."""
     if explicit:
         return Path(explicit)
     if os.environ.get(ENV_WEIGHTS_DIR):
         return Path(os.environ[ENV_WEIGHTS_DIR])
-    return Path("weights")
+    return piti_home() / "weights"
+
+
+def search_dirs(explicit: str | Path | None = None) -> list[Path]:
+    """Every folder a file is looked up in, first match wins: explicit > `$PITI_WEIGHTS_DIR` >
+    user cache > bundled."""
+    dirs = [Path(explicit)] if explicit else []
+    if os.environ.get(ENV_WEIGHTS_DIR):
+        dirs.append(Path(os.environ[ENV_WEIGHTS_DIR]))
+    dirs += [piti_home() / "weights", BUNDLED_DIR]
+    return list(dict.fromkeys(dirs))
 
 
 def locate(entry: WeightEntry, directory: str | Path | None = None) -> Path | None:
-    """Where the file of `entry` is, or None. Bundled files always come from the repository."""
-    candidates = [weights_dir(directory) / entry.filename]
-    if entry.source == "bundled":
-        candidates.insert(0, REPO_WEIGHTS / entry.filename)
-    return next((p for p in candidates if p.is_file()), None)
+    """Where the file of `entry` is (the first folder of `search_dirs` holding it), or None."""
+    return next((p for p in (d / entry.filename for d in search_dirs(directory)) if p.is_file()), None)
 
 
 def resolve(spec: str | Path, directory: str | Path | None = None) -> Path:
@@ -79,16 +104,33 @@ def resolve(spec: str | Path, directory: str | Path | None = None) -> Path:
         found = locate(entry, directory)
         if found:
             return found
-        how = "`piti weights fetch " + entry.id + "`" if entry.source == "download" else f"download it from {entry.url}"
-        raise InputError(
-            f"{entry.id}: {entry.filename} not found in {weights_dir(directory)}; {how} and place it there"
-        )
+        looked = ", ".join(str(d) for d in search_dirs(directory)[:-1])
+        how = (f"run `piti weights fetch {entry.id}`" if entry.source == "download"
+               else f"download it from {entry.url} and save it as {weights_dir(directory) / entry.filename}")
+        raise InputError(f"{entry.id}: {entry.filename} not found (looked in {looked}); {how}")
     raise InputError(f"{spec}: no such file and not a known weight id")
 
 
-def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None) -> str:
+def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None, *, cached: bool = True) -> str:
+    """The sha256 of a file. With `cached`, a hash computed before for the same path, size,
+    mtime and inode is reused (`hash_cache`); `cached=False` reads the file (and refreshes
+    the cache)."""
+    from piti_cli.checkpoints import hash_cache
+
+    key, before = hash_cache.stamp(path)
+    if cached and (hit := hash_cache.lookup(key, before)):
+        if progress:
+            progress(before[0], before[0])
+        return hit
+    digest = _read_sha256(path, progress)
+    if hash_cache.stamp(path)[1] == before:  # not changed while it was read
+        hash_cache.store(key, before, digest)
+    return digest
+
+
+def _read_sha256(path: Path, progress: Callable[[int, int], None] | None = None) -> str:
     digest = hashlib.sha256()
-    total = path.stat().st_size
+    total = os.stat(path).st_size
     done = 0
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -113,7 +155,7 @@ def verify(entry: WeightEntry, directory=None, progress=None) -> Verification:
         return Verification(entry, None, "missing")
     if entry.size is not None and path.stat().st_size != entry.size:
         return Verification(entry, path, "size-mismatch")
-    digest = sha256_file(path, progress)
+    digest = sha256_file(path, progress, cached=False)  # verifying means reading the bytes
     if entry.sha256 is None:
         return Verification(entry, path, "unverified", digest)
     return Verification(entry, path, "ok" if digest == entry.sha256 else "mismatch", digest)
@@ -133,7 +175,6 @@ def fetch(
     target = weights_dir(directory) / entry.filename
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     start = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(entry.url, headers={"Range": f"bytes={start}-"} if start else {})
@@ -142,23 +183,45 @@ def fetch(
     except (urllib.error.URLError, OSError) as err:
         raise OfflineError(f"{entry.id}: cannot reach {entry.url} ({getattr(err, 'reason', err)}); "
                            f"download it elsewhere and place it at {target}") from None
-    with response:
+    with response:  # only now, with a server answering, is the folder created
         if start and getattr(response, "status", 206) != 206:
             start = 0  # the server ignored the range: start over
         length = response.headers.get("Content-Length")
         total = start + int(length) if length else (entry.size or 0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _stream(response, part, start, total, progress, f"{entry.id}: download from {entry.url}")
+    digest = _read_sha256(part)
+    if entry.sha256 and digest != entry.sha256:
+        part.unlink()
+        raise PitiError(f"{entry.id}: checksum mismatch after download (got {digest[:12]}…, "
+                        f"expected {entry.sha256[:12]}…); the partial file was removed")
+    os.replace(part, target)
+    from piti_cli.checkpoints import hash_cache
+
+    hash_cache.store(*hash_cache.stamp(target), digest)  # the first `piti sample` need not re-read it
+    return target
+
+
+def _stream(response, part: Path, start: int, total: int, progress, what: str) -> None:
+    """Append the response body to `part`. A transfer that breaks off, or ends short of its
+    Content-Length (http.client then just returns no more bytes), keeps what arrived, so the
+    next fetch resumes from there; nothing is kept when nothing arrived."""
+    done = start
+    problem = None
+    try:
         with open(part, "ab" if start else "wb") as f:
-            done = start
             while chunk := response.read(_CHUNK):
                 f.write(chunk)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-    if entry.sha256:
-        digest = sha256_file(part)
-        if digest != entry.sha256:
-            part.unlink()
-            raise PitiError(f"{entry.id}: checksum mismatch after download (got {digest[:12]}…, "
-                            f"expected {entry.sha256[:12]}…); the partial file was removed")
-    os.replace(part, target)
-    return target
+    except (OSError, http.client.HTTPException) as err:  # reset, timeout
+        problem = str(err) or type(err).__name__
+    if problem is None and response.headers.get("Content-Length") and done < total:
+        problem = f"expected {total:,}"
+    if problem is None:
+        return
+    if part.exists() and part.stat().st_size == 0:
+        part.unlink()
+    raise OfflineError(f"{what} broke off at {done:,} bytes ({problem}); run the same command again "
+                       f"to resume from {part}")

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from piti_cli.cli.options import flag
 from piti_cli.cli.ui import console, progress_bar
 
 app = typer.Typer(
@@ -15,7 +16,9 @@ app = typer.Typer(
 )
 
 WeightsDir = typer.Option(
-    None, "--weights-dir", help="Folder holding weight files (default: $PITI_WEIGHTS_DIR, else ./weights)."
+    None, "--weights-dir",
+    help="Folder looked in first and downloaded into (default: $PITI_WEIGHTS_DIR, else the user cache "
+         "~/.cache/piti/weights or $PITI_HOME/weights; bundled files are always found).",
 )
 
 
@@ -24,24 +27,34 @@ def register(root: typer.Typer) -> None:
 
 
 @app.command("list")
-def list_weights(weights_dir: Optional[Path] = WeightsDir) -> None:
-    """List every registered weight file and whether it is present."""
+def list_weights(
+    weights_dir: Optional[Path] = WeightsDir,
+    as_json: bool = flag(False, "--json", help="Print JSON (folders searched, every entry, where it is)."),
+) -> None:
+    """List every registered weight file and where it was found."""
+    from piti_cli.checkpoints.registry import load_manifest, locate, search_dirs
+
+    rows = [(entry, locate(entry, weights_dir)) for entry in load_manifest().values()]
+    if as_json:
+        import dataclasses
+        import json
+
+        entries = [{**dataclasses.asdict(e), "present": p is not None, "path": str(p) if p else None} for e, p in rows]
+        typer.echo(json.dumps({"search_dirs": [str(d) for d in search_dirs(weights_dir)], "entries": entries}, indent=2))
+        return
     from rich.table import Table
 
-    from piti_cli.checkpoints.registry import load_manifest, locate, weights_dir as resolve_dir
-
-    table = Table(title=f"weights (folder: {resolve_dir(weights_dir)})")
-    for col in ("id", "kind", "source", "file", "present"):
-        table.add_column(col)
-    for entry in load_manifest().values():
-        found = locate(entry, weights_dir)
-        table.add_row(entry.id, entry.kind, entry.source, entry.filename, "[green]yes[/]" if found else "[dim]no[/]")
+    table = Table(title="weights, looked up in: " + ", ".join(str(d) for d in search_dirs(weights_dir)))
+    for col in ("id", "kind", "source", "file", "found in"):
+        table.add_column(col, overflow="fold")
+    for entry, found in rows:
+        table.add_row(entry.id, entry.kind, entry.source, entry.filename, str(found.parent) if found else "[dim]-[/]")
     console.print(table)
 
 
 @app.command("verify")
 def verify_weights(
-    ids: Optional[List[str]] = typer.Argument(None, help="Weight ids to check (default: every present file)."),
+    ids: Optional[List[str]] = typer.Argument(None, metavar="ID", help="Weight ids to check (default: every present file)."),
     weights_dir: Optional[Path] = WeightsDir,
 ) -> None:
     """Check present files against their registered size and sha256. Exit 1 on a mismatch."""
@@ -52,9 +65,20 @@ def verify_weights(
     for entry in entries:
         with progress_bar(f"hashing {entry.id}") as update:
             result = verify(entry, weights_dir, update)
-        style = {"ok": "green", "unverified": "yellow", "missing": "dim"}.get(result.status, "red")
-        console.print(f"[{style}]{result.status:>13}[/]  {entry.id}  {result.path or entry.filename}")
-        bad += result.status in ("mismatch", "size-mismatch") or (ids is not None and result.status == "missing")
+        status, problem = result.status, None
+        if status == "unverified" and entry.kind == "checkpoint" and entry.preset:
+            from piti_cli.checkpoints.inspect import layout_problem
+
+            # no checksum to compare: it must at least load and have the preset's layout
+            problem = layout_problem(result.path, entry.preset)
+            status = "broken" if problem else "layout-ok"
+        style = {"ok": "green", "unverified": "yellow", "layout-ok": "yellow", "missing": "dim"}.get(status, "red")
+        console.print(f"[{style}]{status:>13}[/]  {entry.id}  {result.path or entry.filename}")
+        if problem:
+            from piti_cli.cli.ui import print_error
+
+            print_error(problem)
+        bad += status in ("mismatch", "size-mismatch", "broken") or (ids is not None and status == "missing")
     if not entries:
         console.print("no registered weight files present")
     if bad:
@@ -63,7 +87,7 @@ def verify_weights(
 
 @app.command("fetch")
 def fetch_weights(
-    ids: List[str] = typer.Argument(..., help="Weight ids to download."),
+    ids: List[str] = typer.Argument(..., metavar="ID", help="Weight ids to download."),
     weights_dir: Optional[Path] = WeightsDir,
 ) -> None:
     """Download registered files (resumable, checksum-verified)."""
@@ -77,16 +101,27 @@ def fetch_weights(
 
 
 @app.command("hash")
-def hash_file(path: Path = typer.Argument(..., help="Any file.")) -> None:
-    """Print the sha256 of a file (to compare with the manifest)."""
+def hash_file(paths: List[Path] = typer.Argument(..., metavar="FILE", help="Files to hash.")) -> None:
+    """Print the sha256 of files in `sha256sum`'s format (`sha256sum -c` reads it back)."""
     from piti_cli.checkpoints.registry import sha256_file
     from piti_cli.errors import InputError
 
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    with progress_bar(f"hashing {path.name}") as update:
-        digest = sha256_file(path, update)
-    console.print(f"{digest}  {path}")
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+    for path in paths:
+        with progress_bar(f"hashing {path.name}") as update:
+            digest = sha256_file(path, update, cached=False)
+        typer.echo(sha256sum_line(digest, str(path)))
+
+
+def sha256sum_line(digest: str, name: str) -> str:
+    """GNU sha256sum's line: `<hex>  <name>`; a name holding a backslash or a line break is
+    escaped and the line starts with a backslash, as sha256sum does."""
+    if not any(c in name for c in "\\\n\r"):
+        return f"{digest}  {name}"
+    escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return f"\\{digest}  {escaped}"
 
 
 @app.command("inspect")
@@ -97,6 +132,8 @@ def inspect_file(path: Path = typer.Argument(..., help="A .pt/.pth/.safetensors 
     report = inspect_checkpoint(path)
     diff = report.diff
     verdict = "[green]exact match[/]" if diff.exact else f"[yellow]closest[/] ({diff.summary()})"
+    if not report.usable:
+        verdict = f"[red]unusable[/]: {len(report.non_finite)} tensor(s) hold NaN/Inf (layout: {'exact' if diff.exact else 'closest'})"
     console.print(f"file        {path}")
     console.print(f"preset      {diff.preset}  {verdict}")
     if report.stored_config:
@@ -105,7 +142,10 @@ def inspect_file(path: Path = typer.Argument(..., help="A .pt/.pth/.safetensors 
     console.print(f"parameters  {report.parameters:,}")
     console.print(f"dtypes      {', '.join(report.dtypes)}")
     console.print(f"kind        {report.description}")
-    for label, names in (("missing", diff.missing), ("unexpected", diff.unexpected), ("mis-shaped", diff.mismatched)):
+    for label, names in (("missing", diff.missing), ("unexpected", diff.unexpected),
+                         ("mis-shaped", diff.mismatched), ("NaN/Inf", report.non_finite)):
         if names:
             shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-            console.print(f"{label:<11} {len(names)}: {shown}", highlight=False)
+            console.print(f"{label:<11} {len(names)}: {shown}", highlight=False, markup=False)
+    if not report.usable:
+        raise typer.Exit(1)

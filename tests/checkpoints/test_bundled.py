@@ -3,7 +3,7 @@
 import pytest
 
 from piti_cli.checkpoints.convert import load_model
-from piti_cli.checkpoints.registry import REPO_WEIGHTS, load_manifest, locate, sha256_file
+from piti_cli.checkpoints.registry import BUNDLED_DIR, load_manifest, locate, sha256_file
 
 BUNDLED = ("piti-demo-base", "piti-demo-upsample")
 
@@ -13,7 +13,7 @@ def test_bundled_file_matches_manifest_and_loads(entry_id):
     entry = load_manifest()[entry_id]
     assert entry.source == "bundled"
     path = locate(entry)
-    assert path is not None and path.parent == REPO_WEIGHTS
+    assert path is not None and path.parent == BUNDLED_DIR
     assert path.stat().st_size == entry.size
     assert sha256_file(path) == entry.sha256
     model, config = load_model(path)  # strict: every tensor of the preset, nothing else

@@ -1,5 +1,8 @@
 import hashlib
 import http.server
+import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -7,14 +10,15 @@ import threading
 import pytest
 import torch
 
-from piti_cli.checkpoints.registry import WeightEntry, fetch, load_manifest, sha256_file
+from piti_cli.checkpoints.registry import BUNDLED_DIR, WeightEntry, fetch, load_manifest, sha256_file
 from piti_cli.errors import OfflineError
 from piti_cli.models.config import PRESETS
 from piti_cli.models.piti import build_model
 
 
-def piti(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "piti_cli", *args], capture_output=True, text=True, env=env, timeout=120)
+def piti(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "piti_cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120)
 
 
 def test_manifest_lists_the_known_files():
@@ -50,6 +54,7 @@ def test_inspect_bad_file_is_one_line_and_exit_1(tmp_path):
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
     served = []
+    cut_after = None  # send only this many bytes of the body, then hang up
 
     def do_GET(self):  # noqa: N802
         start = 0
@@ -62,7 +67,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         self.served.append(start)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body[: self.cut_after])
 
     def log_message(self, *args):
         pass
@@ -72,6 +77,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 def server():
     _RangeHandler.payload = bytes(range(256)) * 4096
     _RangeHandler.served = []
+    _RangeHandler.cut_after = None
     httpd = http.server.HTTPServer(("127.0.0.1", 0), _RangeHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -103,3 +109,81 @@ def test_fetch_offline_is_a_clear_error(tmp_path):
     entry = WeightEntry("x", "f.bin", "checkpoint", "download", "http://127.0.0.1:9/none", None)
     with pytest.raises(OfflineError, match="cannot reach"):
         fetch(entry, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs the sha256sum binary")
+def test_hash_prints_exactly_what_sha256sum_prints(tmp_path):
+    names = ["plain.bin", "with space.pt", "back\\slash.pt", "d" * 150 + ".safetensors"]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes(range(i, 256)) * 300)
+    ours = piti("weights", "hash", *names, cwd=tmp_path)
+    theirs = subprocess.run(["sha256sum", *names], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    check = subprocess.run(["sha256sum", "-c"], input=ours.stdout, capture_output=True, text=True, cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "PITI_WEIGHTS_DIR"}
+    return {**env, **extra}
+
+
+def test_list_json_follows_the_lookup_order(tmp_path):
+    home, env_dir, mine = tmp_path / "home", tmp_path / "env", tmp_path / "mine"
+    (home / "weights").mkdir(parents=True)
+    (home / "weights" / "glide_base.pt").write_bytes(b"x")
+    env_dir.mkdir()
+    (env_dir / "glide_base.pt").write_bytes(b"x")
+    (env_dir / "ViT-B-32.pt").write_bytes(b"x")
+    result = piti("weights", "list", "--json", "--weights-dir", str(mine), cwd=tmp_path,
+                  env=_env(PITI_HOME=str(home), PITI_WEIGHTS_DIR=str(env_dir)))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["search_dirs"] == [str(mine), str(env_dir), str(home / "weights"), str(BUNDLED_DIR)]
+    where = {e["id"]: e["path"] for e in data["entries"]}
+    assert where["glide-base"] == str(env_dir / "glide_base.pt")  # env before the cache
+    assert where["clip-vit-b32"] == str(env_dir / "ViT-B-32.pt")
+    assert where["piti-demo-base"] == str(BUNDLED_DIR / "piti_demo_base.safetensors")
+    assert where["glide-upsample"] is None
+    manifest = load_manifest()
+    assert {e["id"]: e["sha256"] for e in data["entries"]} == {k: v.sha256 for k, v in manifest.items()}
+    assert not (tmp_path / "weights").exists()
+
+
+def test_list_into_a_pipe_keeps_whole_names(tmp_path):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "weights"
+    result = piti("weights", "list", "--weights-dir", str(deep), env=_env(PITI_HOME=str(tmp_path / "home")))
+    assert result.returncode == 0, result.stderr
+    for entry in load_manifest().values():
+        assert entry.filename in result.stdout and entry.id in result.stdout
+    assert str(deep) in result.stdout and str(BUNDLED_DIR) in result.stdout
+
+
+def test_fetch_never_creates_weights_in_the_current_folder(tmp_path, server, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("PITI_HOME", str(home))
+    monkeypatch.delenv("PITI_WEIGHTS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    offline = WeightEntry("x", "f.bin", "checkpoint", "download", "http://127.0.0.1:9/none", None)
+    with pytest.raises(OfflineError):
+        fetch(offline)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither ./weights nor the cache
+    url = f"http://127.0.0.1:{server.server_address[1]}/f.bin"
+    online = WeightEntry("x", "f.bin", "checkpoint", "download", url, hashlib.sha256(_RangeHandler.payload).hexdigest())
+    assert fetch(online) == home / "weights" / "f.bin"
+    assert (home / "weights" / "f.bin").read_bytes() == _RangeHandler.payload
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_a_download_cut_short_is_kept_and_resumed(tmp_path, server):
+    payload = _RangeHandler.payload
+    url = f"http://127.0.0.1:{server.server_address[1]}/f.bin"
+    entry = WeightEntry("x", "f.bin", "checkpoint", "download", url, hashlib.sha256(payload).hexdigest())
+    _RangeHandler.cut_after = 300_000
+    with pytest.raises(OfflineError, match="broke off"):
+        fetch(entry, tmp_path)
+    assert (tmp_path / "f.bin.part").read_bytes() == payload[:300_000] and not (tmp_path / "f.bin").exists()
+    _RangeHandler.cut_after = None
+    assert fetch(entry, tmp_path).read_bytes() == payload
+    assert _RangeHandler.served == [0, 300_000]

@@ -1,0 +1,9 @@
+"""The one thing pyproject.toml cannot say: the top-level `weights/` folder ships as the package
+`piti_weights` (package data: manifest + bundled demo files). Everything else is in pyproject.toml."""
+
+from setuptools import find_packages, setup
+
+setup(
+    packages=find_packages(include=["piti_cli*", "data_prep*"]) + ["piti_weights"],
+    package_dir={"piti_weights": "weights"},
+)
