@@ -100,8 +100,9 @@ def _open_partial(path: Path, config: dict):
     except OSError:
         path.unlink()
         return None
-    if f.attrs.get("config") != json.dumps(config, sort_keys=True):
-        f.close()
+    if (f.attrs.get("config") != json.dumps(config, sort_keys=True) or "n_done" not in f.attrs
+            or bool(f.attrs.get("complete", False))):
+        f.close()  # another configuration, or a file whose final rename never happened
         path.unlink()
         return None
     count = int(f.attrs["count"])
@@ -165,6 +166,7 @@ def pack_split(
                     else:
                         good.append((pair, res))
                 if good:
+                    _check_space(partial, len(good), names)
                     n = count + len(good)
                     for name in [*names, "source_ids", "original_sizes"]:
                         f[name].resize(n, axis=0)
@@ -188,6 +190,25 @@ def pack_split(
     report.skipped = all_skipped
     report.seconds = time.perf_counter() - t0
     return report
+
+
+# room kept free beyond the rows themselves (attributes, chunk index, HDF5 metadata)
+SPACE_MARGIN = 4 << 20
+
+
+def _check_space(path: Path, rows: int, names: list[str]) -> None:
+    """Refuse a block the disk cannot hold, before h5py tries: HDF5 does not recover from a
+    failed write (its caches break, and Python can crash at exit). The partial file stays
+    as committed so far, so a rerun with space resumes it."""
+    import errno
+    import shutil
+
+    need = SPACE_MARGIN + rows * (sum(int(np.prod(ARRAY_SPECS[n][0])) * np.dtype(ARRAY_SPECS[n][1]).itemsize
+                                      for n in names) + 1024)
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"no space left on the device ({free >> 20} MiB free, the next "
+                      f"{rows} rows need {need >> 20} MiB); free some and rerun to resume", str(path))
 
 
 def _try_load(pair, dataset, kind, palette_name):

@@ -1,31 +1,53 @@
-"""Crash-safe file writing: write beside the target, then rename over it."""
+"""Crash-safe file writing (write beside the target, then rename over it) and output-folder locks."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
+
+LOCK_NAME = ".piti.lock"
+_umask_lock = threading.Lock()
+# Output folders of the runs in progress, most recent last (the CLI names them on an interrupt).
+active_outputs: list[Path] = []
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; a lock keeps threads from racing)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` on success.
 
-    A crash or exception leaves the old `target` untouched and removes the temporary file,
-    so a checkpoint or packed dataset is never half-written.
+    A crash, an exception or a signal leaves the old `target` untouched and removes the
+    temporary file, so a checkpoint or packed dataset is never half-written. The final file
+    gets the permissions the umask gives a new file (0644 under umask 022), not mkstemp's 0600.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     tmp_path = Path(tmp)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as err:
+        if str(err.filename) == str(tmp_path):  # name the file the user asked for, not the temporary
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
 
 
@@ -43,3 +65,74 @@ def atomic_torch_save(obj, target: str | os.PathLike) -> None:
 
     with atomic_path(target) as tmp:
         torch.save(obj, tmp)
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike, option: str = "--out", *, worth_keeping: str | None = None) -> Iterator[Path]:
+    """Hold `folder/.piti.lock` for the length of a run; a second run into the same folder is
+    refused at once with a `PitiError` naming the folder. The OS drops the lock when the
+    process ends, however it ends (SIGKILL included), so a crashed run never blocks the next.
+    The folder is created if needed (an unwritable place fails here, before any work). When
+    the run fails (an exception, not an interrupt) in a folder this call created, the folder is
+    removed if it holds nothing but the lock, or, when `worth_keeping` names a subfolder (a
+    run's checkpoints/), whatever it holds as long as that subfolder holds no file."""
+    from filelock import FileLock, Timeout
+
+    from piti_cli.errors import PitiError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise PitiError(f"{option} {folder}: is a file, not a folder")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise PitiError(f"{option} {folder}: another piti run is writing into this folder "
+                        f"(lock {folder / LOCK_NAME}); wait for it to finish or choose another folder") from None
+    except OSError:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    active_outputs.append(folder)
+    try:
+        yield folder
+    except Exception:
+        active_outputs.remove(folder)
+        if created:
+            _remove_failed(folder, worth_keeping)
+        raise
+    except BaseException:
+        raise  # an interrupt: the folder stays listed, so the message can name it
+    else:
+        active_outputs.remove(folder)
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def writing_into(folder: str | os.PathLike) -> Iterator[Path]:
+    """Name `folder` as where a run writes (no lock: for commands whose every output is one
+    atomic, skip-if-present file), so an interrupt message can say where the finished files are."""
+    folder = Path(folder)
+    active_outputs.append(folder)
+    try:
+        yield folder
+    except Exception:
+        active_outputs.remove(folder)
+        raise
+    else:  # an interrupt (a BaseException) leaves the folder listed, so its message names it
+        active_outputs.remove(folder)
+
+
+def _remove_failed(folder: Path, worth_keeping: str | None) -> None:
+    import shutil
+
+    with contextlib.suppress(OSError):
+        if worth_keeping and not any(p.is_file() for p in (folder / worth_keeping).rglob("*")):
+            shutil.rmtree(folder)
+        elif [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+            (folder / LOCK_NAME).unlink()
+            folder.rmdir()

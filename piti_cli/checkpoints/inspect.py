@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from piti_cli.checkpoints.io import read_checkpoint
+from piti_cli.checkpoints.io import non_finite_tensors, read_checkpoint
 from piti_cli.checkpoints.layout import LayoutDiff, closest_preset, compare, encoder_only, layout_of
 
 
@@ -17,10 +17,17 @@ class InspectReport:
     dtypes: tuple[str, ...]
     description: str
     stored_config: str | None
+    non_finite: tuple[str, ...] = ()  # tensors holding NaN/Inf: the file is unusable
+
+    @property
+    def usable(self) -> bool:
+        return not self.non_finite
 
 
 def inspect_checkpoint(path: str | Path) -> InspectReport:
-    ck = read_checkpoint(path)
+    """What the file holds. NaN/Inf tensors do not stop the inspection (it says which); every
+    other reader refuses such a file."""
+    ck = read_checkpoint(path, check_finite=False)
     layout = layout_of(ck.state_dict)
     diff = compare(layout, ck.config.name) if ck.config and _is_preset(ck.config.name) else closest_preset(layout)
     if encoder_only(layout):
@@ -36,6 +43,7 @@ def inspect_checkpoint(path: str | Path) -> InspectReport:
         dtypes=tuple(sorted({str(v.dtype).removeprefix("torch.") for v in ck.state_dict.values()})),
         description=description,
         stored_config=ck.config.name if ck.config else None,
+        non_finite=tuple(non_finite_tensors(ck.state_dict)),
     )
 
 
@@ -43,3 +51,17 @@ def _is_preset(name: str) -> bool:
     from piti_cli.models.config import PRESETS
 
     return name in PRESETS
+
+
+def layout_problem(path: str | Path, preset: str) -> str | None:
+    """Why the file at `path` is not a usable `preset` checkpoint (unreadable, NaN/Inf, other
+    layout), or None when it loads and has exactly the preset's tensors. For files whose
+    registry entry has no size or sha256 to compare."""
+    from piti_cli.errors import PitiError
+
+    try:
+        ck = read_checkpoint(path)
+    except PitiError as err:
+        return str(err)
+    diff = compare(layout_of(ck.state_dict), preset)
+    return None if diff.exact else f"{path}: not the {preset} layout ({diff.summary()})"

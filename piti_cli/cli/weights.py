@@ -73,7 +73,9 @@ def verify_weights(
             problem = layout_problem(result.path, entry.preset)
             status = "broken" if problem else "layout-ok"
         style = {"ok": "green", "unverified": "yellow", "layout-ok": "yellow", "missing": "dim"}.get(status, "red")
-        console.print(f"[{style}]{status:>13}[/]  {entry.id}  {result.path or entry.filename}")
+        from rich.markup import escape
+
+        console.print(f"[{style}]{status:>13}[/]  {escape(entry.id)}  {escape(str(result.path or entry.filename))}")
         if problem:
             from piti_cli.cli.ui import print_error
 
@@ -134,7 +136,7 @@ def inspect_file(path: Path = typer.Argument(..., help="A .pt/.pth/.safetensors 
     verdict = "[green]exact match[/]" if diff.exact else f"[yellow]closest[/] ({diff.summary()})"
     if not report.usable:
         verdict = f"[red]unusable[/]: {len(report.non_finite)} tensor(s) hold NaN/Inf (layout: {'exact' if diff.exact else 'closest'})"
-    console.print(f"file        {path}")
+    console.print(f"file        {path}", markup=False, highlight=False)
     console.print(f"preset      {diff.preset}  {verdict}")
     if report.stored_config:
         console.print(f"stored cfg  {report.stored_config}")

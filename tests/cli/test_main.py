@@ -44,3 +44,11 @@ def test_unknown_command_is_a_usage_error():
 def test_module_entry_point_and_version():
     result = subprocess.run([sys.executable, "-m", "piti_cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("piti ")
+
+
+def test_root_has_debug_and_usage_errors_are_plain_text():
+    result = subprocess.run([sys.executable, "-m", "piti_cli", "sample", "--cond", "x.png", "--eta", "nan"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "╭" not in result.stderr  # no rich panel around the message
+    assert "Error: Invalid value for '--eta': nan is not a finite number" in result.stderr.splitlines()
+    assert "--debug" in _run("--help").stdout

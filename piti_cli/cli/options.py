@@ -1,0 +1,83 @@
+"""Option checks shared by the commands, all at parse time (before torch is imported).
+
+Fixed sets of values are `Literal` types, which Typer turns into choices (listed in `--help`,
+refused with the list otherwise). Numbers that must be finite or positive get a callback;
+devices are checked by their spelling here and by `piti_cli.runtime.resolve_device` later.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Literal, Optional
+
+import typer
+
+Sampler = Literal["ancestral", "ddim", "dpmpp-2m", "dpmpp-3m"]
+Precision = Literal["fp32", "bf16", "fp16"]
+SamplePrecision = Literal["auto", "fp32", "bf16", "fp16"]  # auto: piti_cli.runtime.resolve_precision
+TimestepSampler = Literal["uniform", "loss-second-moment", "high-noise"]
+Stage = Literal["encoder", "joint"]
+InputKind = Literal["mask", "sketch", "depth-normal"]
+MaskDataset = Literal["coco-stuff", "ade20k"]
+PackDataset = Literal["coco-stuff", "ade20k", "diode", "generic"]
+GenericCondition = Literal["sketch", "rgb", "mask"]
+HedBackend = Literal["hed", "gradient"]
+L0Mode = Literal["correct", "piti-compat"]
+Features = Literal["inception", "clip", "both"]
+LpipsNet = Literal["alex", "vgg"]
+Perceptual = Literal["vgg", "lpips", "none"]
+
+DEVICE_HELP = "auto (CUDA when present, else CPU) | cpu | cuda | cuda:N."
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(value: Optional[str]) -> Optional[str]:
+    if value is not None and not _DEVICE.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a device; choose auto, cpu, cuda or cuda:N")
+    return value
+
+
+def number(minimum: float | None = None, *, above: bool = False, maximum: float | None = None) -> Callable:
+    """Callback: a finite number (None passes), at least `minimum` (greater when `above`),
+    at most `maximum`. NaN and ±inf are refused: they would reach the pictures."""
+
+    def check(value):
+        if value is None:
+            return value
+        if isinstance(value, (list, tuple)):
+            return type(value)(check(v) for v in value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number")
+        if minimum is not None and (value <= minimum if above else value < minimum):
+            raise typer.BadParameter(f"{value} must be {'above' if above else 'at least'} {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise typer.BadParameter(f"{value} must be at most {maximum:g}")
+        return value
+
+    return check
+
+
+def rates(value: list[str]) -> list[str]:
+    """--ema-rate values: numbers in (0, 1)."""
+    for text in value or []:
+        try:
+            rate = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if not 0.0 < rate < 1.0:
+            raise typer.BadParameter(f"{text} must lie strictly between 0 and 1")
+    return value
+
+
+def flag(default: bool, *decls: str, help: str, **kw) -> typer.models.OptionInfo:
+    """A boolean flag whose help shows no `<bool>` value (a flag takes none)."""
+    return typer.Option(default, *decls, help=help, metavar="", **kw)
+
+
+def respacing(value: Optional[str]) -> Optional[str]:
+    """--steps / --upsample-steps / --sample-steps: every count in it at least 1
+    (`0`, `ddim0`, `10,0` would leave the sampler no step); the rest is checked by the core."""
+    if value is not None and any(int(n) < 1 for n in re.findall(r"\d+", value)):
+        raise typer.BadParameter(f"{value!r}: every step count must be at least 1")
+    return value
