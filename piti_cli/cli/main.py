@@ -50,30 +50,8 @@ def report(err: BaseException, debug: bool = False) -> int:
 HELP_NAMES = ["-h", "--help"]
 
 
-def _flags_without_value(command, names) -> None:
-    """`-h/--help` of every command shows no `<bool>` value in the help (it takes none)."""
-    import types
-
-    option = command.get_help_option(types.SimpleNamespace(help_option_names=names))
-    if option is not None:
-        option.metavar = ""
-    for sub in getattr(command, "commands", {}).values():
-        _flags_without_value(sub, names)
-
-
 class PitiGroup(TyperGroup):
     """The root group: every command runs inside this boundary."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
-             windows_expand_args=True, **extra):
-        # Usage errors as plain text (`Error: Invalid value for '--x': ...` on one line), not a
-        # rich panel that wraps long messages; `--help` keeps its rich layout.
-        from typer.core import _main
-
-        _flags_without_value(self, extra.get("help_option_names") or HELP_NAMES)
-        return _main(self, args=args, prog_name=prog_name, complete_var=complete_var,
-                     standalone_mode=standalone_mode, windows_expand_args=windows_expand_args,
-                     rich_markup_mode=None, **extra)
 
     def invoke(self, ctx):
         try:
@@ -94,6 +72,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click rendering (public Typer option): usage errors are one plain line
+    # (`Error: Invalid value for '--x': ...`), help is plain text that pipes well.
+    rich_markup_mode=None,
     context_settings={"help_option_names": HELP_NAMES},
 )
 
