@@ -6,7 +6,14 @@ fraction of the measured GEMM peak it reaches; the same for the upsampler (256²
 the condition encoder once; the resulting time per image for the official 250 + fast27
 schedule; then the sampler-accuracy table (`sampler_accuracy.py`).
 
-    python benchmarks/sampling.py            # add --quick to skip the upsampler
+`--trial` instead tries, in bf16 for one guided base call and one upsampler call, what could
+make a call faster on the CPU: `torch.compile` (inductor), inductor with `freezing` (weights
+constant-folded and pre-packed for oneDNN), and TorchScript `freeze` + `optimize_for_inference`
+(oneDNN pre-packing); each is adopted only at ≥ 1.15× the eager bf16 call with outputs within
+1e-2 relative of it, and the verdict is printed either way.
+
+    python -m benchmarks.sampling            # add --quick to skip the upsampler
+    python -m benchmarks.sampling --trial    # add --tiny for a check on the tiny presets
 """
 
 from __future__ import annotations
@@ -17,9 +24,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from piti_cli.models.config import PRESETS
-from piti_cli.models.piti import build_model
-from piti_cli.pipeline.cascade import prepare
+from benchmarks.machine import alternating, random_model, setup, timed
+from benchmarks.sampler_accuracy import main as accuracy
 
 # The official implementation on this machine, fp32 (from the project brief).
 OFFICIAL = {"base_guided_call_s": 1.74, "upsampler_call_s": 4.56, "encoder_s": 0.19, "steps": (250, 27)}
@@ -34,14 +40,6 @@ def gemm_peak(dtype: torch.dtype, n: int = 2048, reps: int = 6) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
-def timed(fn, reps: int) -> float:
-    fn()  # warm-up (oneDNN primitive creation)
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - start) / reps
-
-
 def gflop(fn) -> float:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -49,13 +47,7 @@ def gflop(fn) -> float:
 
 
 def model_in(preset: str, dtype: torch.dtype):
-    """Random weights, prepared as `piti sample` prepares a model (dtype, channels-last on CPU)."""
-    torch.manual_seed(0)
-    model = build_model(PRESETS[preset])
-    for p in model.parameters():
-        if p.dim() > 1:
-            torch.nn.init.normal_(p, std=0.02)
-    return prepare(model, torch.device("cpu"), {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype])
+    return random_model(preset, "cpu", {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype])
 
 
 def report(label: str, seconds: float, flops: float, peak: float) -> None:
@@ -77,8 +69,7 @@ def layout_speedup(preset: str, batch: int, dtype: torch.dtype) -> float:
 
 
 def main(quick: bool = False) -> None:
-    torch.set_grad_enabled(False)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(setup(2))
     peaks = {torch.float32: gemm_peak(torch.float32), torch.bfloat16: gemm_peak(torch.bfloat16)}
     print(f"GEMM peak 2048²: fp32 {peaks[torch.float32]:.0f} GFLOP/s, bf16 {peaks[torch.bfloat16]:.0f} GFLOP/s")
 
@@ -142,10 +133,75 @@ def main(quick: bool = False) -> None:
     print(f"  guided base call bf16 speed-up over fp32: {ratio:.2f}×")
 
     print("\nsampler accuracy (RMSE vs a 1000-step DDIM reference):")
-    from sampler_accuracy import main as accuracy
-
     accuracy()
 
 
+ADOPT_SPEEDUP, ADOPT_RELATIVE = 1.15, 1e-2
+
+
+def _inductor(freezing: bool):
+    def build(decoder, args):
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = freezing
+        compiled = torch.compile(decoder, backend="inductor")
+        compiled(*args)  # compiles here
+        return compiled
+
+    return build
+
+
+def _torchscript(decoder, args):
+    traced = torch.jit.trace(decoder, args, check_trace=False)
+    return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+
+TRIALS = (("torch.compile (inductor)", _inductor(False)),
+          ("torch.compile (inductor, freezing: pre-packed weights)", _inductor(True)),
+          ("TorchScript freeze + optimize_for_inference (oneDNN pre-packing)", _torchscript))
+
+
+def decoder_call(preset: str, batch: int):
+    """The bf16 network (its decoder, which runs every step) and one call's positional inputs."""
+    model = model_in(preset, torch.bfloat16)
+    size = model.config.unet.image_size
+    emb = model.encode(torch.rand(batch, *model.condition_shape, dtype=torch.bfloat16) * 2 - 1)
+    args = (torch.randn(batch, 3, size, size, dtype=torch.bfloat16), torch.full((batch,), 500.0), emb.pooled, emb.tokens)
+    if model.config.is_upsampler:
+        args += (torch.rand(batch, 3, 64, 64, dtype=torch.bfloat16) * 2 - 1,)
+    return model.decoder, args
+
+
+def trial(tiny: bool) -> None:
+    suffix = "-tiny" if tiny else ""
+    for preset, batch, reps in ((f"piti-base-mask{suffix}", 2, 3), (f"piti-upsample-mask{suffix}", 1, 2)):
+        decoder, args = decoder_call(preset, batch)
+        eager = decoder(*args).float()
+        print(f"{preset}, batch {batch}, bf16 (times: the fastest of {reps} alternating calls each)", flush=True)
+        for name, build in TRIALS:
+            start = time.perf_counter()
+            try:
+                fn = build(decoder, args)
+                out = fn(*args).float()
+            except Exception as err:  # a backend that does not build here is a result, not a crash
+                reason = (str(err).strip().splitlines() or [""])[0][:200]
+                print(f"  {name}: does not build on this machine ({type(err).__name__}: {reason})", flush=True)
+                continue
+            built = time.perf_counter() - start
+            eager_s, seconds = alternating(lambda: decoder(*args), lambda: fn(*args), reps)
+            relative = ((out - eager).norm() / eager.norm()).item() if out.isfinite().all() else float("inf")
+            speedup = eager_s / seconds
+            adopt = speedup >= ADOPT_SPEEDUP and relative <= ADOPT_RELATIVE
+            shown = f"{relative:.1e}" if relative != float("inf") else "output not finite"
+            print(f"  {name}: {seconds * 1000:.0f} ms vs eager {eager_s * 1000:.0f} ms ({speedup:.2f}×), relative "
+                  f"difference {shown}, built in {built:.0f} s -> {'adopt' if adopt else 'not adopted'} "
+                  f"(needs ≥ {ADOPT_SPEEDUP}× and ≤ {ADOPT_RELATIVE:g})", flush=True)
+            torch._dynamo.reset()  # each trial compiles afresh under its own settings
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    if "--trial" in sys.argv:
+        print(setup(2))
+        trial(tiny="--tiny" in sys.argv)
+    else:
+        main(quick="--quick" in sys.argv)

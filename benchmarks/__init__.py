@@ -1,0 +1,1 @@
+"""Scripts that measure and print ratios from one run (`python -m benchmarks.NAME`); nothing imports them."""

@@ -1,0 +1,236 @@
+"""The speed/quality frontier of piti's samplers, measured on the bundled (trained) demo models.
+
+For each sampler and step count: the RMSE (in [-1, 1] units) of the final pictures against a
+1000-step DDIM reference from the same x_T and condition, the fraction of pixels whose colour
+names the class under the mask (`colour_accuracy`, chance 0.25), network calls and network
+batch rows per image, and seconds. The base model samples 64² at guidance 3 (the README
+command's); the upsampler samples 256² from one fixed 64-px input, the real scene pictures
+bicubic-downscaled to 64² in 8 bits, so its error is its own. Held-out masks: the demo recipe's evaluation scenes (seed
+12345, never trained on). The references are computed in fp32 and cached under
+`runs/frontier/` per weight file, so reruns take minutes; candidates run at `--precision`
+(default auto: bf16 on CPUs with native bf16). Ancestral sampling is stochastic: its RMSE is
+the distance to a different sample, not a discretisation error.
+
+    python -m benchmarks.frontier                      # 8 base masks, 2 upsampler masks
+    python -m benchmarks.frontier --up-count 8 --long  # more masks and step counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.machine import REPO, setup
+from piti_cli.data.conditions import mask_condition
+from piti_cli.data.scenes import MASK_COLOURS, colour_accuracy, make_scenes
+from piti_cli.pipeline import cascade
+from piti_cli.pipeline.cascade import StageSettings, prepare, quantize_8bit, sample_stage
+
+HELD_OUT_SEED = 12345  # recipes/demo_model.py's evaluation scenes
+GUIDANCE = 3.0  # the README command's
+TOLERANCE = 0.01  # --fast: the fewest calls with final RMSE ≤ this on both stages
+FALLBACK = 2.0  # ... or, where no setting reaches it (bf16's own floor), within this × the lowest RMSE
+AGREEMENT_SLACK = 0.01  # and never with a mask agreement more than this below the reference's
+BASE_ROWS = [("ddim", n) for n in (10, 25, 50)] + [("dpmpp-2m", n) for n in (10, 15, 20, 25, 50)]
+UP_ROWS = [("ddim", n) for n in (10, 25)] + [("dpmpp-2m", n) for n in (5, 10, 15, 20, 27)]
+LONG_BASE = [("ddim", 100), ("ddim", 250), ("dpmpp-2m", 100), ("dpmpp-2m", 125)]
+LONG_UP = [("ddim", 50), ("ddim", 100), ("dpmpp-2m", 50), ("dpmpp-2m", 125)]
+
+
+class CallCounter:
+    """Counts network calls and the batch rows they evaluate (a forward pre-hook)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.calls = self.rows = 0
+        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def __enter__(self) -> "CallCounter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+    def _hook(self, module, args, kwargs) -> None:
+        self.calls += 1
+        self.rows += (args[0] if args else kwargs["x"]).shape[0]
+
+    def reset(self) -> None:
+        self.calls = self.rows = 0
+
+
+def rmse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.double() - b.double()).pow(2).mean().sqrt().item()
+
+
+def load_stage(name: str, precision: str):
+    from piti_cli.checkpoints.convert import load_model
+    from piti_cli.checkpoints.registry import sha256_file
+
+    path = REPO / "weights" / f"piti_demo_{name}.safetensors"
+    model = prepare(load_model(path)[0], torch.device("cpu"), precision)
+    return model, sha256_file(path)[:16]
+
+
+def run(model, counter: CallCounter, settings: StageSettings, cond, noise, low=None, progress=None):
+    """One stage from fixed x_T: (pictures, calls, rows per image, seconds)."""
+    counter.reset()
+    start = time.perf_counter()
+    low = None if low is None else low.to(next(model.parameters()).dtype)
+    out = sample_stage(model, cond, settings, torch.Generator().manual_seed(1), low, progress, noise)
+    return out.float(), counter.calls, counter.rows / cond.shape[0], time.perf_counter() - start
+
+
+def reference(name: str, stamp: str, model, settings: StageSettings, cond, noise, low=None) -> torch.Tensor:
+    """The 1000-step fp32 DDIM picture, cached per weight file, masks, noise and settings."""
+    from piti_cli.io_utils import atomic_torch_save
+
+    key = f"{name}_{stamp}_{cond.shape[0]}_{settings.sampler}{settings.steps}_g{settings.guidance}"
+    path = REPO / "runs" / "frontier" / f"reference_{key}.pt"
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    def report(done: int, total: int) -> None:
+        if done % 100 == 0:
+            print(f"    reference {name}: {done}/{total} steps", flush=True)
+
+    with CallCounter(model) as counter:
+        out, _, _, seconds = run(model, counter, settings, cond, noise, low, report)
+    print(f"    reference {name}: {seconds:.0f} s, cached in {path.relative_to(REPO)}", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(out, path)
+    return out
+
+
+def sweep(label, model, rows, settings, cond, noise, ref, masks, low=None, extra=()):
+    """Print one table; returns ({(sampler, steps, interval): (calls, rows, rmse, agreement, seconds)},
+    the reference's agreement)."""
+    results = {}
+    ref_agreement = colour_accuracy(ref, masks)
+    print(f"\n{label}: reference agreement {ref_agreement:.3f}")
+    print(f"  {'sampler':<10}{'steps':>7}{'interval':>11}{'calls':>7}{'rows/img':>9}{'RMSE':>10}"
+          f"{'agree':>7}{'s/img':>8}")
+    for sampler, steps, *rest in [*rows, *extra]:
+        interval = rest[0] if rest else None
+        changes = dict(sampler=sampler, steps=str(steps))
+        if interval is not None:
+            changes["guidance_interval"] = interval
+        with CallCounter(model) as counter:
+            out, calls, per_image, seconds = run(model, counter, dataclasses.replace(settings, **changes), cond, noise, low)
+        res = (calls, per_image, rmse(out, ref), colour_accuracy(out, masks), seconds / cond.shape[0])
+        results[(sampler, str(steps), interval)] = res
+        shown = "-" if interval is None else f"{interval[0]:g},{interval[1]:g}"
+        print(f"  {sampler:<10}{steps!s:>7}{shown:>11}{res[0]:>7}{res[1]:>9.0f}{res[2]:>10.2e}{res[3]:>7.3f}"
+              f"{res[4]:>8.2f}", flush=True)
+    return results, ref_agreement
+
+
+def cheapest(results: dict, ref_agreement: float) -> tuple[tuple | None, str]:
+    """The deterministic setting with the fewest network batch rows whose RMSE ≤ TOLERANCE; where
+    none reaches it, the fewest rows within FALLBACK × the lowest RMSE any setting reached.
+    Either way its mask agreement may fall at most AGREEMENT_SLACK below the reference's."""
+    rows = {k: v for k, v in results.items() if k[0] != "ancestral" and v[3] >= ref_agreement - AGREEMENT_SLACK}
+    if not rows:
+        return None, "every deterministic setting lost mask agreement"
+    for rule, limit in ((f"RMSE ≤ {TOLERANCE}", TOLERANCE),
+                        (f"none reaches {TOLERANCE}: RMSE ≤ {FALLBACK:g}× the lowest measured",
+                         FALLBACK * min(v[2] for v in rows.values()))):
+        ok = [(v[1], v[0], k) for k, v in rows.items() if v[2] <= limit]
+        if ok:
+            return min(ok)[2], rule
+    return None, "no deterministic setting measured"
+
+
+def frontier_lines(results: dict) -> None:
+    """Per sampler: calls → RMSE, in order of calls."""
+    for sampler in sorted({k[0] for k in results}):
+        points = sorted((v[0], v[2], k[2]) for k, v in results.items() if k[0] == sampler)
+        text = ", ".join(f"{c}{'*' if i else ''} → {e:.1e}" for c, e, i in points)
+        print(f"  {sampler:<10}{text}")
+
+
+def stage_rows(stage: str, long: bool) -> list:
+    new = [s for s in cascade.SAMPLERS if s not in ("ancestral", "ddim", "dpmpp-2m")]
+    if stage == "base":
+        return BASE_ROWS + [(s, n) for s in new for n in (10, 15, 20)] + [("ancestral", 50)] + (LONG_BASE if long else [])
+    return UP_ROWS + [(s, n) for s in new for n in (5, 10, 15)] + [("ancestral", "fast27")] + (LONG_UP if long else [])
+
+
+def interval_rows(spec: str) -> list:
+    """(sampler, steps, (lo, hi)) rows once StageSettings has a guidance interval."""
+    if not spec or "guidance_interval" not in {f.name for f in dataclasses.fields(StageSettings)}:
+        return []
+    pairs = [tuple(float(v) for v in p.split(",")) for p in spec.split(";")]
+    return [(s, n, p) for p in pairs for s, n in (("dpmpp-2m", 20), ("dpmpp-2m", 25))]
+
+
+def measure_stage(stage: str, args, precision: str) -> dict:
+    """The reference and the sweep of one stage; prints its table."""
+    images, masks = make_scenes(args.count if stage == "base" else args.up_count, seed=HELD_OUT_SEED)
+    cond = torch.from_numpy(np.stack([mask_condition(m, MASK_COLOURS) for m in masks]))
+    size, low = 64, None
+    settings = StageSettings(guidance=GUIDANCE)
+    if stage == "upsampler":
+        # A fixed, in-distribution 64-px input: the real pictures, bicubic to 64², in 8 bits as
+        # the cascade hands them over (the demo recipe's upsampler measure does the same).
+        pictures = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        low = quantize_8bit(torch.nn.functional.interpolate(pictures, size=(64, 64), mode="bicubic", antialias=True))
+        size, settings = 256, cascade.UPSAMPLE_DEFAULTS
+    noise = torch.randn(len(masks), 3, size, size, generator=torch.Generator().manual_seed(0))
+    name = "base" if stage == "base" else "upsample"
+    model, stamp = load_stage(name, "fp32")
+    ref_settings = dataclasses.replace(settings, sampler=args.ref_sampler, steps=args.ref_steps)
+    ref = reference(name, stamp, model, ref_settings, cond, noise, low)
+    model = load_stage(name, precision)[0]
+    rows = stage_rows(stage, args.long) + (interval_rows(args.intervals) if stage == "base" else [])
+    rows += [(args.ref_sampler, args.check_steps)] if args.check_steps else []
+    if args.rows:  # only these: "sampler:steps" or "sampler:steps:lo:hi", comma-separated
+        rows = [(p[0], p[1], *([(float(p[2]), float(p[3]))] if len(p) == 4 else []))
+                for p in (r.split(":") for r in args.rows.split(","))]
+    label = (f"base 64², {len(masks)} masks, guidance {GUIDANCE}" if stage == "base"
+             else f"upsampler 256², {len(masks)} masks, from the real pictures at 64² (8-bit)")
+    return sweep(label, model, rows, settings, cond, noise, ref, masks, low)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stage", choices=("base", "upsampler", "both"), default="both")
+    ap.add_argument("--count", type=int, default=8, help="held-out masks for the base model")
+    ap.add_argument("--up-count", type=int, default=2, help="held-out masks for the upsampler (256² is 16× the pixels)")
+    ap.add_argument("--precision", default="auto", help="candidates' precision: auto | fp32 | bf16")
+    ap.add_argument("--ref-sampler", default="ddim")
+    ap.add_argument("--ref-steps", default="1000")
+    ap.add_argument("--check-steps", default="", help="also run the reference sampler at these steps (its own error)")
+    ap.add_argument("--long", action="store_true", help="also the longer step counts")
+    ap.add_argument("--rows", default="", help="only these settings: sampler:steps[:lo:hi],... (lo, hi: guidance interval)")
+    ap.add_argument("--intervals", default="0,800;200,800", help="guidance intervals (t) tried on the base, ';'-separated")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    print(setup(args.threads))
+    from piti_cli.runtime import resolve_precision
+
+    precision = resolve_precision(args.precision, torch.device("cpu"))
+    print(f"candidates in {precision}; reference: fp32 {args.ref_sampler} {args.ref_steps} steps, same x_T; "
+          f"samplers available: {', '.join(cascade.SAMPLERS)}", flush=True)
+    stages = ("base", "upsampler") if args.stage == "both" else (args.stage,)
+    results = {stage: measure_stage(stage, args, precision) for stage in stages}
+
+    print("\nfrontier: network calls → RMSE vs the reference (* = with a guidance interval)")
+    for stage, (res, _) in results.items():
+        print(f" {stage}:")
+        frontier_lines(res)
+    print(f"\nfewest network rows ({precision}, deterministic samplers):")
+    for stage, (res, ref_agreement) in results.items():
+        pick, rule = cheapest(res, ref_agreement)
+        if pick is None:
+            print(f"  {stage}: {rule}")
+            continue
+        calls, rows, err, agree, seconds = res[pick]
+        print(f"  {stage}: {pick[0]} {pick[1]}{'' if pick[2] is None else f' interval {pick[2]}'}: {calls} calls, "
+              f"{rows:.0f} rows/image, RMSE {err:.2e}, agreement {agree:.3f}, {seconds:.2f} s/image  [{rule}]")
+
+
+if __name__ == "__main__":
+    main()
