@@ -1,6 +1,6 @@
 """Throughput of `piti prep`: HED images/s and pack pairs/s on this machine (one run).
 
-    python benchmarks/prep.py [--device auto] [--hed-images 32] [--pairs 128] [--workers 2]
+    python -m benchmarks.prep [--device auto] [--hed-images 32] [--pairs 128] [--workers 2]
 
 HED runs the bundled-weight network on 256x256 real photos (skimage) in batches of 8.
 Pack builds a COCO-Stuff-layout folder of 640x480 JPEGs with label PNGs, then packs it.
@@ -9,31 +9,28 @@ Pack builds a COCO-Stuff-layout folder of 640x480 JPEGs with label PNGs, then pa
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skdata
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data_prep.hed import hed_probabilities, load_hed
+from data_prep.pack import pack_split
+from piti_cli.data.images import resize_bicubic
+from piti_cli.runtime import resolve_device
 
 
 def bench_hed(device: str, n: int, batch: int) -> float:
-    from skimage import data as skdata
-
-    from data_prep.hed import hed_probabilities, load_hed
-    from piti_cli.data.images import resize_bicubic
-    from piti_cli.runtime import resolve_device
-
     dev = resolve_device(device)
     model = load_hed("bundled", dev)
     photos = [resize_bicubic(f(), 256) for f in (skdata.astronaut, skdata.coffee, skdata.chelsea)]
     imgs = np.stack([photos[i % 3] for i in range(batch)])
     hed_probabilities(model, imgs, dev)  # warm-up
     if dev.type == "cuda":
-        import torch
-
         torch.cuda.synchronize()
     t = time.perf_counter()
     done = 0
@@ -44,11 +41,6 @@ def bench_hed(device: str, n: int, batch: int) -> float:
 
 
 def bench_pack(n: int, workers: int) -> float:
-    from PIL import Image
-    from skimage import data as skdata
-
-    from data_prep.pack import pack_split
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "coco"
         (root / "images/train2017").mkdir(parents=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from platformdirs import user_cache_dir
+
 ENV_HOME = "PITI_HOME"
 
 
 def piti_home() -> Path:
     if os.environ.get(ENV_HOME):
         return Path(os.environ[ENV_HOME]).expanduser()
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("piti", appauthor=False))

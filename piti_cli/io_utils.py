@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from piti_cli.errors import PitiError
 
 LOCK_NAME = ".piti.lock"
 _umask_lock = threading.Lock()
@@ -61,7 +66,7 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 
 
 def atomic_torch_save(obj, target: str | os.PathLike) -> None:
-    import torch
+    import torch  # only here: the rest of this module (prep, the CLI's locks) runs without torch
 
     with atomic_path(target) as tmp:
         torch.save(obj, tmp)
@@ -76,10 +81,6 @@ def output_lock(folder: str | os.PathLike, option: str = "--out", *, worth_keepi
     the run fails (an exception, not an interrupt) in a folder this call created, the folder is
     removed if it holds nothing but the lock, or, when `worth_keeping` names a subfolder (a
     run's checkpoints/), whatever it holds as long as that subfolder holds no file."""
-    from filelock import FileLock, Timeout
-
-    from piti_cli.errors import PitiError
-
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise PitiError(f"{option} {folder}: is a file, not a folder")
@@ -128,8 +129,6 @@ def writing_into(folder: str | os.PathLike) -> Iterator[Path]:
 
 
 def _remove_failed(folder: Path, worth_keeping: str | None) -> None:
-    import shutil
-
     with contextlib.suppress(OSError):
         if worth_keeping and not any(p.is_file() for p in (folder / worth_keeping).rglob("*")):
             shutil.rmtree(folder)

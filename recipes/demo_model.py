@@ -3,14 +3,14 @@
 One command, resumable (rerun it after an interruption; finished stages are skipped, training
 continues from its last checkpoint and keeps its time budget):
 
-    python recipes/demo_model.py                   # 2-core CPU: 30 + 35 + 15 min training, ~26 min evaluation
-    python recipes/demo_model.py --base-minutes 5 --upsample-minutes 5 --upsample-high-noise-minutes 2 --out /tmp/demo  # a quick look
+    python -m recipes.demo_model                   # 2-core CPU: 30 + 35 + 15 min training, ~26 min evaluation
+    python -m recipes.demo_model --base-minutes 5 --upsample-minutes 5 --upsample-high-noise-minutes 2 --out /tmp/demo  # a quick look
 
 Both shipped files come from this command on a 2-core CPU. The upsampler trains on random
 128² crops in bf16 autocast (`--crop-size 128 --precision bf16`): a step costs ~1.2 s instead
 of ~6 s for whole 256² pictures in fp32 (1800 steps in phase 1, 800 in phase 2).
 
-1. procedural scenes (`benchmarks/scenes.py`): four COCO-Stuff classes (sky-other, grass,
+1. procedural scenes (`piti_cli.data.scenes`): four COCO-Stuff classes (sky-other, grass,
    wall-brick, sand), each with its own colour and texture, drawn under random colour masks;
 2. tiny random-initialised GLIDE files (the demo has no pretrained prior: it is trained from
    scratch with piti's own training loop, stage `joint`);
@@ -26,18 +26,31 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from piti_cli.checkpoints.convert import load_model
+from piti_cli.checkpoints.io import save_checkpoint
+from piti_cli.checkpoints.registry import MANIFEST, sha256_file
+from piti_cli.data.images import read_image, to_unit
+from piti_cli.data.reader import PackedDataset
+from piti_cli.data.scenes import MASK_COLOURS, colour_accuracy, make_scenes, write_pack
+from piti_cli.io_utils import atomic_write_text
+from piti_cli.models.config import get_preset
+from piti_cli.models.piti import build_model
+from piti_cli.pipeline.cascade import BASE_DEFAULTS, UPSAMPLE_DEFAULTS, prepare, quantize_8bit, sample_stage
+from piti_cli.pipeline.sample import SampleJob, run_sample
+from piti_cli.train.config import TrainConfig
+from piti_cli.train.data import model_condition
+from piti_cli.train.state import export_ema, initial_model
+from recipes.harness import sample, scene_base_config, train_for
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.learning_proof import colour_accuracy, sample, scene_base_config, train_for  # noqa: E402
-from benchmarks.scenes import MASK_COLOURS, make_scenes, write_pack  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -47,11 +60,6 @@ def log(message: str) -> None:
 def upsampler_fidelity(up_file: Path, pack, count: int = 32) -> dict:
     """PSNR (dB) of the upsampler's 256-px output against the real pictures, from their
     bicubic 64-px versions (8-bit, as the cascade hands them over), and of bicubic upsampling."""
-    import torch.nn.functional as F
-
-    from piti_cli.checkpoints.convert import load_model
-    from piti_cli.pipeline.cascade import UPSAMPLE_DEFAULTS, prepare, quantize_8bit, sample_stage
-
     model = prepare(load_model(up_file)[0], torch.device("cpu"), "bf16")
     scores = {"upsampler": [], "bicubic": []}
     for lo in range(0, count, 8):
@@ -70,17 +78,11 @@ def upsampler_fidelity(up_file: Path, pack, count: int = 32) -> dict:
 
 def end_to_end(eval_pack: Path, base_file: Path, up_file: Path, folder: Path, masks: np.ndarray) -> dict:
     """The README command's settings on the first END_TO_END held-out masks."""
-    from PIL import Image
-
-    from piti_cli.pipeline.cascade import BASE_DEFAULTS
-    from piti_cli.pipeline.sample import SampleJob, run_sample
-    from piti_cli.train.data import to_unit
-
     job = SampleJob(cond=f"{eval_pack}:0-{END_TO_END}", out=folder, base=str(base_file), upsampler=str(up_file),
                     base_settings=dataclasses.replace(BASE_DEFAULTS, guidance=3.0, steps="100"),
                     device="cpu", precision="bf16")
     result = run_sample(job)
-    pictures = torch.stack([to_unit(np.asarray(Image.open(f).convert("RGB"))) for f in result.images])
+    pictures = torch.stack([torch.from_numpy(to_unit(read_image(f, "RGB"))) for f in result.images])
     return {"alignment": colour_accuracy(pictures, masks[:END_TO_END]),
             "seconds_per_image": result.seconds / len(result.images)}
 
@@ -106,17 +108,6 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes for the upsampler (BSR degradation)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-
-    from piti_cli.checkpoints.convert import load_model
-    from piti_cli.checkpoints.io import save_checkpoint
-    from piti_cli.checkpoints.registry import MANIFEST, sha256_file
-    from piti_cli.data.reader import PackedDataset
-    from piti_cli.io_utils import atomic_write_text
-    from piti_cli.models.config import get_preset
-    from piti_cli.models.piti import build_model
-    from piti_cli.train.config import TrainConfig
-    from piti_cli.train.data import resize_condition
-    from piti_cli.train.state import export_ema, initial_model
 
     out, weights = Path(args.out), Path(args.weights)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,8 +151,6 @@ def main() -> None:
     log(f"exported {base_file} ({base_steps} steps) and {up_file} ({up_steps} steps)")
 
     # Example conditions: held-out scene masks in COCO-Stuff colours.
-    from PIL import Image
-
     ds = PackedDataset(eval_pack)
     examples = Path(args.examples)
     examples.mkdir(parents=True, exist_ok=True)
@@ -184,10 +173,8 @@ def main() -> None:
 
     # Alignment: trained vs untrained base on the 32 held-out masks, with `piti sample`'s own
     # base sampler (ancestral, 250 steps, learned variance).
-    from piti_cli.pipeline.cascade import BASE_DEFAULTS
-
     eval_tensors = PackedDataset(eval_pack, as_tensors=True)
-    conds = torch.stack([resize_condition(eval_tensors[i]["condition"], 64) for i in range(len(ds))])
+    conds = torch.stack([model_condition(eval_tensors[i]["condition"], 64) for i in range(len(ds))])
     masks = np.stack([ds[i]["condition"] for i in range(len(ds))])
     models = {"untrained": lambda: initial_model(str(glide["glide-base-tiny"]), preset="glide-base-tiny",
                                                  input_kind="mask", glide=None)[0],

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from piti_cli.home import piti_home
+from piti_cli.io_utils import atomic_write_text
 
 CACHE_NAME = "sha256-cache.json"
 FORMAT = "piti-sha256-cache"
@@ -49,8 +50,6 @@ def lookup(key: str, file_stamp: list[int]) -> str | None:
 
 
 def store(key: str, file_stamp: list[int], digest: str) -> None:
-    from piti_cli.io_utils import atomic_write_text
-
     entries = _entries()
     entries.pop(key, None)  # re-inserted last: the oldest entries are dropped first
     entries[key] = {"stamp": file_stamp, "sha256": digest}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from piti_cli.checkpoints.io import non_finite_tensors, read_checkpoint
 from piti_cli.checkpoints.layout import LayoutDiff, closest_preset, compare, encoder_only, layout_of
+from piti_cli.errors import PitiError
+from piti_cli.models.config import PRESETS
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,6 @@ def inspect_checkpoint(path: str | Path) -> InspectReport:
 
 
 def _is_preset(name: str) -> bool:
-    from piti_cli.models.config import PRESETS
-
     return name in PRESETS
 
 
@@ -57,8 +57,6 @@ def layout_problem(path: str | Path, preset: str) -> str | None:
     """Why the file at `path` is not a usable `preset` checkpoint (unreadable, NaN/Inf, other
     layout), or None when it loads and has exactly the preset's tensors. For files whose
     registry entry has no size or sha256 to compare."""
-    from piti_cli.errors import PitiError
-
     try:
         ck = read_checkpoint(path)
     except PitiError as err:

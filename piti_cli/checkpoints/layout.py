@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from piti_cli.models.config import PRESETS, ModelConfig
+from piti_cli.models.config import PRESETS
+from piti_cli.models.piti import build_model
 
 Layout = dict[str, tuple[int, ...]]
 
@@ -50,8 +51,6 @@ def layout_of(state: dict[str, torch.Tensor]) -> Layout:
 
 @functools.lru_cache(maxsize=None)
 def preset_layout(name: str) -> Layout:
-    from piti_cli.models.piti import build_model
-
     with torch.device("meta"):
         model = build_model(PRESETS[name])
     return layout_of(model.state_dict())
@@ -85,5 +84,15 @@ def encoder_only(layout: Layout) -> bool:
     return bool(layout) and all(k.startswith("encoder.") for k in layout)
 
 
-def config_for(preset: str) -> ModelConfig:
-    return PRESETS[preset]
+def key_mismatch(state: dict, expected: dict, prefix: str = "") -> str:
+    """'' when `state` has exactly the keys and shapes of `expected`, else what differs:
+    '3 missing (e.g. a.b), 1 unexpected (e.g. c)' or 'a.b has shape (2,), expected (3,)'."""
+    diff = diff_layouts(layout_of(state), layout_of(expected))
+    detail = [f"{len(keys)} {what} (e.g. {prefix}{keys[0]})" for what, keys in
+              (("missing", diff.missing), ("unexpected", diff.unexpected)) if keys]
+    if detail:
+        return ", ".join(detail)
+    if diff.mismatched:
+        key = diff.mismatched[0]
+        return f"{prefix}{key} has shape {tuple(state[key].shape)}, expected {tuple(expected[key].shape)}"
+    return ""

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from piti_cli.cli.options import DEVICE_HELP, Features, LpipsNet, check_device, flag, number
+
 eval_app = typer.Typer(
     name="eval",
     help="Evaluate samples: FID on Inception / CLIP features, KID, LPIPS diversity.",
@@ -19,15 +21,11 @@ EXIT_THRESHOLD = 3  # --max-fid exceeded (1 is a user error, 2 a usage error)
 _FEATURES = typer.Option("inception", "--features", help="Feature network: inception (FID-I), clip (FID-C) or both.")
 _NUM = typer.Option(None, "--num", min=2, help="Use the first N images of each set (sorted order).")
 _BATCH = typer.Option(32, "--batch-size", min=1, help="Images per forward pass.")
-_DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].")
+_DEVICE = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP)
 _WORKERS = typer.Option(2, "--workers", min=1, help="Threads decoding and resizing images.")
 _INC_W = typer.Option(None, "--inception-weights", help="FID Inception weights: a file or registry id (default: fid-inception).")
 _CLIP_W = typer.Option(None, "--clip-weights", help="CLIP ViT-B/32 weights: a file or registry id (default: clip-vit-b32).")
-_WDIR = typer.Option(None, "--weights-dir", help="Weights folder (default: $PITI_WEIGHTS_DIR, else ./weights).")
-_FACTORY = typer.Option(
-    None, "--extractor-factory", envvar="PITI_EVAL_EXTRACTOR_FACTORY", hidden=True,
-    help="MODULE:FUNCTION or FILE.py:FUNCTION returning a FeatureExtractor (tests, custom networks).",
-)
+_WDIR = typer.Option(None, "--weights-dir", help="Folder where weights are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights).")
 
 
 def _kinds(features: str) -> list[str]:
@@ -39,42 +37,41 @@ def _kinds(features: str) -> list[str]:
     return choices[features]
 
 
-def _extractors(features, device, inception_weights, clip_weights, weights_dir, factory):
+def _extractors(features, device, inception_weights, clip_weights, weights_dir):
     from piti_cli.metrics.features import build_extractor
     from piti_cli.runtime import resolve_device
 
     dev = resolve_device(device)
     paths = {"inception": inception_weights, "clip": clip_weights}
-    return dev, [build_extractor(k, dev, paths[k], weights_dir, factory) for k in _kinds(features)]
+    return dev, [build_extractor(k, dev, paths[k], weights_dir) for k in _kinds(features)]
 
 
 def fid(
     gen: Path = typer.Argument(..., help="Generated images: a folder or an HDF5 pack."),
     ref: Path = typer.Option(..., "--ref", help="Reference: a folder, an HDF5 pack, or a .npz from `piti eval stats`."),
-    features: str = _FEATURES,
+    features: Features = _FEATURES,
     num: Optional[int] = _NUM,
     batch_size: int = _BATCH,
     device: str = _DEVICE,
     workers: int = _WORKERS,
-    kid: bool = typer.Option(False, "--kid", help="Also compute KID (needs reference images or stats with features)."),
+    kid: bool = flag(False, "--kid", help="Also compute KID (needs reference images or stats with features)."),
     kid_subsets: int = typer.Option(100, "--kid-subsets", min=1, help="KID: number of random subsets."),
     kid_subset_size: int = typer.Option(1000, "--kid-subset-size", min=2, help="KID: samples per subset."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the KID subsets."),
-    max_fid: Optional[float] = typer.Option(None, "--max-fid", help="Exit with code 3 when FID-I (or the only FID) exceeds this."),
-    max_fid_clip: Optional[float] = typer.Option(None, "--max-fid-clip", help="Exit with code 3 when FID-C exceeds this."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write cached reference statistics."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the KID subsets."),
+    max_fid: Optional[float] = typer.Option(None, "--max-fid", callback=number(0.0), help="Exit with code 3 when FID-I (or the only FID) exceeds this."),
+    max_fid_clip: Optional[float] = typer.Option(None, "--max-fid-clip", callback=number(0.0), help="Exit with code 3 when FID-C exceeds this."),
+    as_json: bool = flag(False, "--json", help="Print the result as JSON on stdout."),
+    no_cache: bool = flag(False, "--no-cache", help="Do not read or write cached reference statistics."),
     inception_weights: Optional[str] = _INC_W,
     clip_weights: Optional[str] = _CLIP_W,
     weights_dir: Optional[str] = _WDIR,
-    extractor_factory: Optional[str] = _FACTORY,
 ) -> None:
     """FID of GEN against REF on Inception (FID-I) and/or CLIP (FID-C) features."""
     from piti_cli.cli.ui import console, print_error, print_warning, progress_bar
     from piti_cli.metrics.fid import evaluate_fid
 
     kinds = _kinds(features)
-    dev, extractors = _extractors(features, device, inception_weights, clip_weights, weights_dir, extractor_factory)
+    dev, extractors = _extractors(features, device, inception_weights, clip_weights, weights_dir)
     with progress_bar("features") as update:
         result = evaluate_fid(
             gen, ref, extractors, num=num, batch_size=batch_size, workers=workers, kid=kid,
@@ -120,16 +117,15 @@ def fid(
 def stats(
     source: Path = typer.Argument(..., help="Reference images: a folder or an HDF5 pack."),
     out: Path = typer.Option(..., "--out", help="Statistics file to write (.npz)."),
-    features: str = _FEATURES,
+    features: Features = _FEATURES,
     num: Optional[int] = _NUM,
     batch_size: int = _BATCH,
     device: str = _DEVICE,
     workers: int = _WORKERS,
-    keep_features: bool = typer.Option(False, "--keep-features", help="Store the features too, so KID works against this file."),
+    keep_features: bool = flag(False, "--keep-features", help="Store the features too, so KID works against this file."),
     inception_weights: Optional[str] = _INC_W,
     clip_weights: Optional[str] = _CLIP_W,
     weights_dir: Optional[str] = _WDIR,
-    extractor_factory: Optional[str] = _FACTORY,
 ) -> None:
     """Compute reference feature statistics once, for `piti eval fid --ref OUT.npz`."""
     from piti_cli.cli.ui import console, progress_bar
@@ -139,7 +135,7 @@ def stats(
 
     if out.suffix.lower() != ".npz":
         raise InputError(f"{out}: statistics files end in .npz")
-    _, extractors = _extractors(features, device, inception_weights, clip_weights, weights_dir, extractor_factory)
+    _, extractors = _extractors(features, device, inception_weights, clip_weights, weights_dir)
     with progress_bar("features") as update:
         result = compute_stats(source, extractors, num, batch_size, workers, keep_features, update)
     save_stats(out, result, str(source))
@@ -149,13 +145,13 @@ def stats(
 
 def lpips_cmd(
     folder: Path = typer.Argument(..., help="Samples: one sub-folder per condition, or files COND_k.png."),
-    net: str = typer.Option("alex", "--net", help="LPIPS backbone: alex or vgg."),
+    net: LpipsNet = typer.Option("alex", "--net", help="LPIPS backbone: alex or vgg."),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="torchvision alexnet/vgg16 state dict (.pth)."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="At most this many pairs per condition."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per forward pass."),
     device: str = _DEVICE,
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    random_backbone: bool = typer.Option(False, "--random-backbone", hidden=True, help="Tests only: random backbone."),
+    as_json: bool = flag(False, "--json", help="Print the result as JSON on stdout."),
+    random_backbone: bool = flag(False, "--random-backbone", hidden=True, help="Tests only: random backbone."),
 ) -> None:
     """Diversity: mean pairwise LPIPS between samples of the same condition (higher = more diverse)."""
     from piti_cli.cli.ui import console, progress_bar

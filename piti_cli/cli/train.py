@@ -13,6 +13,10 @@ from typing import List, Optional
 
 import typer
 
+from piti_cli.cli.options import (
+    DEVICE_HELP, InputKind, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, number, rates,
+    respacing,
+)
 from piti_cli.cli.ui import console, progress_bar
 
 finetune_app = typer.Typer(
@@ -30,47 +34,49 @@ def register(root: typer.Typer) -> None:
 
 DATA = typer.Option(None, "--data", help="Training pack from `piti prep pack` (.h5).")
 RUN_DIR = typer.Option(..., "--run-dir", "-o", help="Run folder: config.json, metrics.jsonl, samples/, checkpoints/.")
-RESUME = typer.Option(False, "--resume", help="Continue the run in --run-dir from its latest checkpoint (its config.json; --max-steps may change).")
+RESUME = flag(False, "--resume", help="Continue the run in --run-dir from its latest checkpoint, with its config.json; options given again replace its values (--max-steps N extends the run; what the checkpoints were made with cannot change).")
 PRESET = typer.Option(None, "--preset", help="Preset of the --init file when its layout names none (e.g. glide-base-tiny).")
 INPUT_KIND = typer.Option(None, "--input-kind", help="mask | sketch | depth-normal (default: from the pack).")
 GLIDE = typer.Option(None, "--glide", help="GLIDE file for an encoder-only --init.")
-BATCH = typer.Option(16, "--batch-size", help="Global batch (all processes together).")
-MICRO = typer.Option(0, "--microbatch", help="Gradient accumulation: microbatch size per process (0 = whole batch).")
-LR = typer.Option(None, "--lr", help="AdamW learning rate (default 3.5e-5 stage encoder, 3e-5 joint).")
-WD = typer.Option(0.0, "--weight-decay")
-EMA = typer.Option(["0.9999"], "--ema-rate", help="EMA rate; repeat for several.")
-FRACTION = typer.Option(1.0, "--data-fraction", help="Train on this seeded fraction of the pack (paper: 0.25, 0.5).")
-FLIP = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips.")
+BATCH = typer.Option(16, "--batch-size", min=1, help="Global batch (all processes together).")
+MICRO = typer.Option(0, "--microbatch", min=0, help="Gradient accumulation: microbatch size per process (0 = whole batch).")
+LR = typer.Option(None, "--lr", callback=number(0.0, above=True), help="AdamW learning rate (default 3.5e-5 stage encoder, 3e-5 joint).")
+WD = typer.Option(0.0, "--weight-decay", callback=number(0.0), help="AdamW weight decay.")
+EMA = typer.Option(["0.9999"], "--ema-rate", metavar="RATE", callback=rates, help="EMA rate in (0, 1); repeat for several.")
+FRACTION = typer.Option(1.0, "--data-fraction", callback=number(0.0, above=True, maximum=1.0), help="Train on this seeded fraction of the pack (paper: 0.25, 0.5).")
+FLIP = flag(True, "--flip/--no-flip", help="Random horizontal flips.")
 TSAMPLER = typer.Option("loss-second-moment", "--timestep-sampler", help="uniform | loss-second-moment (official) | high-noise (biased to high t, for small models trained from scratch).")
-STEPS = typer.Option(1000, "--max-steps")
-CLIP = typer.Option(0.0, "--grad-clip", help="Clip the gradient norm (0 = off).")
+STEPS = typer.Option(1000, "--max-steps", min=1, help="Train until this step (counted over resumes).")
+CLIP = typer.Option(0.0, "--grad-clip", callback=number(0.0), help="Clip the gradient norm (0 = off).")
 PRECISION = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, GPU only).")
-DEVICE = typer.Option("auto", "--device")
-SEED = typer.Option(0, "--seed")
-WORKERS = typer.Option(0, "--workers", help="DataLoader worker processes.")
-LOG_EVERY = typer.Option(10, "--log-every")
-SAVE_EVERY = typer.Option(1000, "--save-every")
-SAMPLE_EVERY = typer.Option(0, "--sample-every", help="Write a sample grid every N steps (0 = never).")
-SAMPLE_STEPS = typer.Option("ddim25", "--sample-steps", help="Respacing for the sample grids.")
-KEEP = typer.Option(2, "--keep-checkpoints", help="How many training checkpoints to keep.")
+DEVICE = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP)
+SEED = typer.Option(0, "--seed", min=0, help="Seed of the initial noise, timesteps, flips and data order.")
+WORKERS = typer.Option(0, "--workers", min=0, help="DataLoader worker processes.")
+LOG_EVERY = typer.Option(10, "--log-every", min=1, help="Append a metrics.jsonl line every N steps.")
+SAVE_EVERY = typer.Option(1000, "--save-every", min=1, help="Write a training checkpoint every N steps (and at the end).")
+SAMPLE_EVERY = typer.Option(0, "--sample-every", min=0, help="Write a sample grid every N steps (0 = never).")
+SAMPLE_STEPS = typer.Option("ddim25", "--sample-steps", callback=respacing, help="Respacing for the sample grids.")
+KEEP = typer.Option(2, "--keep-checkpoints", min=1, help="How many training checkpoints to keep.")
 
 
-def _run(cfg_kwargs: dict, resume: bool, max_steps_given: bool) -> None:
+def _run(cfg_kwargs: dict, resume: bool, given: set[str]) -> None:
+    """Train with these options; whether the run starts or continues (and which options
+    replace a resumed run's config.json) is decided by `Trainer.from_run_dir`."""
     from piti_cli.train.config import TrainConfig
     from piti_cli.train.loop import train
 
-    run_dir = Path(cfg_kwargs["run_dir"])
-    if resume and (run_dir / "config.json").exists():
-        cfg = TrainConfig.load(run_dir / "config.json")
-        if max_steps_given:
-            cfg.max_steps = cfg_kwargs["max_steps"]
-    else:
-        missing = [name for name in ("data", "init") if not cfg_kwargs.get(name)]
-        if missing:
-            raise typer.BadParameter(f"missing --{missing[0]}")
-        cfg = TrainConfig(**cfg_kwargs)
-    with progress_bar("train", total=cfg.max_steps) as update:
-        result = train(cfg, resume=resume, progress=update)
+    import contextlib
+    import os
+
+    from piti_cli.io_utils import output_lock
+
+    cfg = TrainConfig(**cfg_kwargs)
+    # one run per folder (the main process of a torchrun job holds the lock for all of them);
+    # a new folder whose run fails before its first checkpoint (unwritable, bad input) is removed again
+    main_process = os.environ.get("RANK", "0") == "0"
+    lock = output_lock(cfg.run_dir, "--run-dir", worth_keeping="checkpoints") if main_process else contextlib.nullcontext()
+    with lock, progress_bar("train") as update:
+        result = train(cfg, resume=resume, given=given & set(cfg_kwargs), progress=update)
     console.print(f"step {result.step}: checkpoint {result.checkpoint}  run {result.run_dir}")
 
 
@@ -79,24 +85,24 @@ def finetune(
     ctx: typer.Context,
     data: Optional[str] = DATA,
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-o", help="Run folder: config.json, metrics.jsonl, samples/, checkpoints/."),
-    stage: str = typer.Option("encoder", "--stage", help="encoder (stage 1: decoder frozen) | joint (stage 2: everything)."),
+    stage: Stage = typer.Option("encoder", "--stage", help="encoder (stage 1: decoder frozen) | joint (stage 2: everything)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from: GLIDE base.pt (path or registry id, e.g. glide-base), a PITI file, or a stage-1 run folder. Default for --stage encoder: glide-base."),
     resume: bool = RESUME,
     preset: Optional[str] = PRESET,
-    input_kind: Optional[str] = INPUT_KIND,
+    input_kind: Optional[InputKind] = INPUT_KIND,
     glide: Optional[str] = GLIDE,
     batch_size: int = BATCH,
     microbatch: int = MICRO,
     lr: Optional[float] = LR,
     weight_decay: float = WD,
     ema_rate: List[str] = EMA,
-    uncond_p: float = typer.Option(0.2, "--uncond-p", help="Probability of the null condition (classifier-free guidance)."),
+    uncond_p: float = typer.Option(0.2, "--uncond-p", callback=number(0.0, maximum=1.0), help="Probability of the null condition (classifier-free guidance)."),
     data_fraction: float = FRACTION,
     flip: bool = FLIP,
-    timestep_sampler: str = TSAMPLER,
+    timestep_sampler: TimestepSampler = TSAMPLER,
     max_steps: int = STEPS,
     grad_clip: float = CLIP,
-    precision: str = PRECISION,
+    precision: Precision = PRECISION,
     device: str = DEVICE,
     seed: int = SEED,
     workers: int = WORKERS,
@@ -114,15 +120,15 @@ def finetune(
     if init is None and stage == "encoder":
         init = "glide-base"
     kwargs = _config_kwargs(dict(locals()), upsampler=False)
-    _run(kwargs, resume, _given(ctx, "max_steps"))
+    _run(kwargs, resume, _given(ctx))
 
 
 @finetune_app.command("export")
 def export(
     run: Path = typer.Argument(..., help="Run folder (its latest checkpoint) or a training checkpoint file."),
     out: Path = typer.Argument(..., help="Output: .pt (official plain layout) or .safetensors (with the config)."),
-    rate: Optional[float] = typer.Option(None, "--ema-rate", help="Which EMA when the run keeps several (default: the first)."),
-    raw: bool = typer.Option(False, "--raw", help="Export the trained weights, not an EMA (for short runs: an EMA of rate r still holds r^steps of the initial weights)."),
+    rate: Optional[float] = typer.Option(None, "--ema-rate", callback=number(0.0, above=True, maximum=1.0), help="Which EMA when the run keeps several (default: the first)."),
+    raw: bool = flag(False, "--raw", help="Export the trained weights, not an EMA (for short runs: an EMA of rate r still holds r^steps of the initial weights)."),
 ) -> None:
     """Write the EMA weights as a model file that `piti sample` loads."""
     from piti_cli.train.state import export_ema
@@ -136,31 +142,31 @@ def upsample_train(
     data: Optional[str] = DATA,
     run_dir: Path = RUN_DIR,
     init: str = typer.Option("glide-upsample", "--init", help="GLIDE upsample.pt (path or registry id) or a PITI upsampler file / run folder."),
-    stage: str = typer.Option("joint", "--stage", help="joint (official) | encoder."),
+    stage: Stage = typer.Option("joint", "--stage", help="joint (official) | encoder."),
     resume: bool = RESUME,
     preset: Optional[str] = PRESET,
-    input_kind: Optional[str] = INPUT_KIND,
-    batch_size: int = typer.Option(4, "--batch-size", help="Global batch (official: 4)."),
+    input_kind: Optional[InputKind] = INPUT_KIND,
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Global batch (official: 4)."),
     microbatch: int = MICRO,
-    lr: float = typer.Option(1e-5, "--lr", help="AdamW learning rate (official upsampler: 1e-5)."),
+    lr: float = typer.Option(1e-5, "--lr", callback=number(0.0, above=True), help="AdamW learning rate (official upsampler: 1e-5)."),
     ema_rate: List[str] = EMA,
-    uncond_p: float = typer.Option(0.0, "--uncond-p", help="Null-condition probability (official upsampler: 0)."),
+    uncond_p: float = typer.Option(0.0, "--uncond-p", callback=number(0.0, maximum=1.0), help="Null-condition probability (official upsampler: 0)."),
     data_fraction: float = FRACTION,
     flip: bool = FLIP,
-    timestep_sampler: str = typer.Option("uniform", "--timestep-sampler", help="uniform (official upsampler) | loss-second-moment | high-noise."),
+    timestep_sampler: TimestepSampler = typer.Option("uniform", "--timestep-sampler", help="uniform (official upsampler) | loss-second-moment | high-noise."),
     max_steps: int = STEPS,
     grad_clip: float = CLIP,
-    precision: str = PRECISION,
+    precision: Precision = PRECISION,
     device: str = DEVICE,
     seed: int = SEED,
     workers: int = WORKERS,
-    perceptual: str = typer.Option("vgg", "--perceptual", help="vgg (VGG-19 conv2_2, paper) | lpips | none."),
-    perceptual_weight: float = typer.Option(0.004, "--perceptual-weight"),
+    perceptual: Perceptual = typer.Option("vgg", "--perceptual", help="vgg (VGG-19 conv2_2, paper) | lpips | none."),
+    perceptual_weight: float = typer.Option(0.004, "--perceptual-weight", callback=number(0.0), help="Weight of the perceptual loss."),
     perceptual_weights_file: Optional[str] = typer.Option(None, "--perceptual-weights", help="Local VGG-19 state dict (no download)."),
-    adv_weight: float = typer.Option(0.01, "--adv-weight", help="WGAN-GP PatchGAN loss weight (0 = off)."),
-    aux_start: int = typer.Option(100, "--aux-start", help="Perceptual and adversarial losses start at this step."),
-    crop_size: int = typer.Option(0, "--crop-size", help="Train on random crops of this size, e.g. 128 (4× cheaper per step than whole 256² pictures; must be a multiple of the UNet's down-sampling factor). 0 = whole pictures (official)."),
-    disc_lr: float = typer.Option(1e-5, "--disc-lr"),
+    adv_weight: float = typer.Option(0.01, "--adv-weight", callback=number(0.0), help="WGAN-GP PatchGAN loss weight (0 = off)."),
+    aux_start: int = typer.Option(100, "--aux-start", min=0, help="Perceptual and adversarial losses start at this step."),
+    crop_size: int = typer.Option(0, "--crop-size", min=0, help="Train on random crops of this size, e.g. 128 (4× cheaper per step than whole 256² pictures; must be a multiple of the UNet's down-sampling factor). 0 = whole pictures (official)."),
+    disc_lr: float = typer.Option(1e-5, "--disc-lr", callback=number(0.0, above=True), help="Learning rate of the PatchGAN critic."),
     log_every: int = LOG_EVERY,
     save_every: int = SAVE_EVERY,
     sample_every: int = SAMPLE_EVERY,
@@ -170,7 +176,10 @@ def upsample_train(
     kwargs = _config_kwargs(dict(locals()), upsampler=True, sample_steps="fast27")
     if perceptual == "none":
         kwargs["perceptual_weight"] = 0.0
-    _run(kwargs, resume, _given(ctx, "max_steps"))
+    given = _given(ctx)
+    if perceptual == "none" and "perceptual" in given:
+        given.add("perceptual_weight")  # the 0.0 set above
+    _run(kwargs, resume, given)
 
 
 # CLI parameter name -> TrainConfig field, where they differ
@@ -191,8 +200,13 @@ def _config_kwargs(params: dict, **fixed) -> dict:
     return kwargs
 
 
-def _given(ctx: typer.Context, name: str) -> bool:
-    import click
-
-    source = ctx.get_parameter_source(name)
-    return source is not None and source != click.core.ParameterSource.DEFAULT
+def _given(ctx: typer.Context) -> set[str]:
+    """The TrainConfig fields the user really set (on the command line or from the
+    environment). The ParameterSource enum is taken from the context's own answer: Typer 0.29
+    carries its own copy of click, whose enum is not `click.core.ParameterSource`."""
+    given = set()
+    for name in ctx.params:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source != type(source).DEFAULT:
+            given.add(_FIELD_NAMES.get(name, name))
+    return given

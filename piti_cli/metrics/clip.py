@@ -18,6 +18,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from piti_cli.checkpoints.layout import key_mismatch
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 INPUT_SIZE = 224
@@ -105,8 +107,6 @@ def load_visual_state_dict(model: CLIPVisual, state: dict) -> None:
     """Load strictly; raise ValueError naming the first missing / unexpected / mis-shaped key."""
     visual = visual_state_dict(state)
     expected = model.state_dict()
-    from piti_cli.metrics.weightfiles import key_mismatch
-
     mismatch = key_mismatch(visual, expected, prefix="visual.")
     if mismatch:
         raise ValueError(f"not a CLIP ViT-B/32 image tower: {mismatch}")

@@ -12,15 +12,18 @@ torchvision `alexnet`/`vgg16` state dict), or left random for tests (`random_bac
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
+import lpips
 import numpy as np
+import torch
 
-from piti_cli.errors import CheckpointError, InputError, OfflineError
 from piti_cli.data.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
 from piti_cli.data.images import read_image
+from piti_cli.errors import CheckpointError, InputError, OfflineError
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 
@@ -50,9 +53,6 @@ def group_samples(folder: str | Path) -> dict[str, list[Path]]:
 
 def build_lpips(net: str = "alex", backbone_weights: str | None = None, random_backbone: bool = False, device="cpu"):
     """An lpips.LPIPS model without any download."""
-    import torch
-    import lpips
-
     if net not in BACKBONE_FILES:
         raise InputError(f"unknown LPIPS backbone {net!r}; choose alex or vgg")
     if not random_backbone and not backbone_weights:
@@ -60,8 +60,6 @@ def build_lpips(net: str = "alex", backbone_weights: str | None = None, random_b
             f"LPIPS needs the torchvision {net} backbone: pass --backbone-weights PATH "
             f"(torchvision's {BACKBONE_FILES[net]}, e.g. from ~/.cache/torch/hub/checkpoints/)"
         )
-    import warnings
-
     with warnings.catch_warnings():  # torchvision's `pretrained=` deprecation, inside lpips
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
@@ -105,8 +103,6 @@ def lpips_diversity(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Mean pairwise LPIPS per group and overall; images are scaled to [-1, 1] as lpips expects."""
-    import torch
-
     pairs_by_group = {}
     for name, files in groups.items():
         pairs = list(itertools.combinations(range(len(files)), 2))

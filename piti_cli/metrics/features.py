@@ -2,30 +2,23 @@
 
 A `FeatureExtractor` bundles a preprocessing function (uint8 HWC image → float32 CHW array),
 a network (batch → (B, dim) features) and what identifies them in results and statistics
-files (network name, weights sha256, preprocessing description).
-
-Injection point: `build_extractor(kind, ..., factory="module:function")` (or
-`path/to/file.py:function`) calls that factory as `function(kind=..., device=...)` and uses
-the `FeatureExtractor` it returns instead of the built-in networks. The CLI exposes it as
-the hidden option `--extractor-factory` / environment variable `PITI_EVAL_EXTRACTOR_FACTORY`;
-tests use it to run `piti eval fid` offline with small random networks.
+files (network name, weights sha256, preprocessing description). `build_extractor` makes
+the built-in ones from their weight files (tests replace it with small random networks).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from piti_cli.errors import InputError
+from piti_cli.metrics import images, networks
 
 KINDS = ("inception", "clip")
-ENV_FACTORY = "PITI_EVAL_EXTRACTOR_FACTORY"
 
 
 @dataclass
@@ -56,52 +49,25 @@ def build_extractor(
     device,
     weights: str | None = None,
     weights_dir: str | None = None,
-    factory: str | None = None,
 ) -> FeatureExtractor:
+    """The built-in feature network of `kind`, its weights found and verified (`networks`)."""
     if kind not in KINDS:
         raise InputError(f"unknown feature network {kind!r}; choose inception or clip")
-    if factory:
-        extractor = load_factory(factory)(kind=kind, device=device)
-        if not isinstance(extractor, FeatureExtractor) or extractor.kind != kind:
-            raise InputError(f"extractor factory {factory} did not return a {kind} FeatureExtractor")
-        return extractor
-    from piti_cli.metrics import images, weightfiles
-
     if kind == "inception":
-        found = weightfiles.find_weights(weightfiles.INCEPTION_ID, weights, weights_dir)
-        net = weightfiles.load_inception(found.path).to(device)
+        found = networks.find_weights(networks.INCEPTION_ID, weights, weights_dir)
+        net = networks.load_inception(found.path).to(device)
         return FeatureExtractor(
             kind="inception", name="inception-2015-12-05", dim=2048, weights_sha256=found.sha256,
             preprocessing=images.CLEAN_DESCRIPTION, preprocess=images.clean_resize, network=net,
             device=device, weights_file=str(found.path),
         )
-    found = weightfiles.find_weights(weightfiles.CLIP_ID, weights, weights_dir)
-    net = weightfiles.load_clip_visual(found.path).to(device)
+    found = networks.find_weights(networks.CLIP_ID, weights, weights_dir)
+    net = networks.load_clip_visual(found.path).to(device)
     return FeatureExtractor(
         kind="clip", name="clip-vit-b-32", dim=512, weights_sha256=found.sha256,
         preprocessing=images.CLIP_DESCRIPTION, preprocess=images.clip_preprocess, network=net,
         device=device, weights_file=str(found.path),
     )
-
-
-def load_factory(spec: str) -> Callable:
-    """`package.module:function` or `path/to/file.py:function` → the callable."""
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise InputError(f"extractor factory {spec!r}: expected MODULE:FUNCTION or FILE.py:FUNCTION")
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise InputError(f"{path}: extractor factory file not found")
-            mod_spec = importlib.util.spec_from_file_location(f"_piti_factory_{path.stem}", path)
-            module = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-        return getattr(module, attr)
-    except (ImportError, AttributeError) as err:
-        raise InputError(f"extractor factory {spec!r}: {err}") from None
 
 
 def extract_features(
@@ -113,8 +79,6 @@ def extract_features(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Features (N, dim) float64 of the first `num` images of `source` (all when None)."""
-    import torch
-
     total = len(source) if num is None else min(num, len(source))
     out = np.empty((total, extractor.dim), dtype=np.float64)
 

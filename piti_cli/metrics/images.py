@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
+from PIL import Image
 
 from piti_cli.data.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
 from piti_cli.data.images import list_images, read_image
 from piti_cli.errors import InputError
+from piti_cli.metrics.clip import CLIP_MEAN, CLIP_STD
 
 HDF5_EXTENSIONS = (".h5", ".hdf5")
 
@@ -51,8 +54,6 @@ class PackSource:
     kind = "hdf5"
 
     def __init__(self, path: str | Path):
-        import h5py
-
         self.root = Path(path)
         try:
             with h5py.File(self.root, "r") as f:
@@ -76,8 +77,6 @@ class PackSource:
         return self.count
 
     def read(self, index: int) -> np.ndarray:
-        import h5py
-
         if self._file is None:
             self._file = h5py.File(self.root, "r")
         return np.asarray(self._file["images"][index])
@@ -112,8 +111,6 @@ def clean_resize(image: np.ndarray, size: int = 299) -> np.ndarray:
 
     Returns float32 (3, size, size).
     """
-    from PIL import Image
-
     out = np.empty((3, size, size), dtype=np.float32)
     for c in range(3):
         channel = Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32), mode="F")
@@ -123,10 +120,6 @@ def clean_resize(image: np.ndarray, size: int = 299) -> np.ndarray:
 
 def clip_preprocess(image: np.ndarray, size: int = 224) -> np.ndarray:
     """CLIP's transform: shorter side → size (bicubic, uint8), centre crop, scale, normalise."""
-    from PIL import Image
-
-    from piti_cli.metrics.clip import CLIP_MEAN, CLIP_STD
-
     im = Image.fromarray(np.asarray(image, dtype=np.uint8))
     w, h = im.size
     if w <= h:

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from piti_cli.errors import InputError
+from piti_cli.home import piti_home
+from piti_cli.io_utils import atomic_write_bytes
+from piti_cli.metrics.frechet import feature_statistics
 
 FORMAT = "piti-eval-stats"
 VERSION = 1
@@ -36,15 +39,11 @@ class Stats:
 
 
 def from_features(features: np.ndarray, identity: dict | None, keep_features: bool = False) -> Stats:
-    from piti_cli.metrics.frechet import feature_statistics
-
     mu, sigma = feature_statistics(features)
     return Stats(mu, sigma, int(features.shape[0]), identity, features.astype(np.float32) if keep_features else None)
 
 
 def save_stats(path: str | Path, stats: dict[str, Stats], source: str) -> None:
-    from piti_cli.io_utils import atomic_write_bytes
-
     meta = {"format": FORMAT, "version": VERSION, "source": source, "networks": {}}
     arrays = {}
     for kind, st in stats.items():
@@ -127,7 +126,7 @@ def select(path: Path, available: dict[str, Stats], kind: str, identity: dict) -
 def cache_dir() -> Path:
     if os.environ.get(ENV_CACHE):
         return Path(os.environ[ENV_CACHE]) / "eval-stats"
-    return Path.home() / ".cache" / "piti" / "eval-stats"
+    return piti_home() / "eval-stats"  # $PITI_HOME, else the user cache (~/.cache/piti)
 
 
 def cache_key(source, num: int | None, identity: dict) -> str:

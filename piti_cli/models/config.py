@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from piti_cli.data.kinds import CHANNELS as CONDITION_CHANNELS  # input kind -> encoder channels
+from piti_cli.errors import PitiError
 
 InputKind = Literal["mask", "sketch", "depth-normal"]
 
@@ -209,8 +210,6 @@ ALIASES = {
 def get_preset(name: str) -> ModelConfig:
     key = ALIASES.get(name, name)
     if key not in PRESETS:
-        from piti_cli.errors import PitiError
-
         raise PitiError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
     return PRESETS[key]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from piti_cli.models.config import ModelConfig, TextConfig, UNetConfig
+from piti_cli.models.config import ModelConfig, TextConfig
 from piti_cli.models.encoder import ConditionEmbedding, ConditionEncoder
 from piti_cli.models.transformer import LayerNorm32, Transformer
 from piti_cli.models.unet import UNet
@@ -85,7 +85,3 @@ class GlideModel(UNet):
 
 def build_model(config: ModelConfig) -> nn.Module:
     return PitiModel(config) if config.family == "piti" else GlideModel(config)
-
-
-def unet_config_of(model: nn.Module) -> UNetConfig:
-    return model.decoder.config if isinstance(model, PitiModel) else model.config

@@ -13,8 +13,12 @@ Adam lr 1e-5; the generator's per-sample loss is −mean D(fake).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
+from torchvision.models import VGG19_Weights, vgg19
 
 from piti_cli.errors import OfflineError
 
@@ -43,15 +47,11 @@ class VGGPerceptual(nn.Module):
 def vgg19_conv22(weights_file: str | None = None, pretrained: bool = True) -> nn.Module:
     """The first 8 layers of torchvision's VGG-19 (through conv2_2), ImageNet weights from
     `weights_file`, torchvision's cache/download, or random (`pretrained=False`, for tests)."""
-    from torchvision.models import vgg19
-
     net = vgg19(weights=None)
     if weights_file:
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     elif pretrained:
-        from torchvision.models import VGG19_Weights
-
         try:
             net.load_state_dict(VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False))
         except Exception as err:  # no network, no cache
@@ -76,7 +76,7 @@ def make_perceptual(kind: str, weights_file: str | None = None) -> nn.Module | N
         return None
     if kind == "vgg":
         return VGGPerceptual(vgg19_conv22(weights_file))
-    import lpips
+    import lpips  # only for --perceptual lpips: the package pulls in its own backbones
 
     try:
         return LPIPSPerceptual(lpips.LPIPS(net="vgg", verbose=False))
@@ -120,3 +120,24 @@ def generator_loss(disc: nn.Module, fake: Tensor) -> Tensor:
     finally:
         disc.requires_grad_(True)
 
+
+
+@dataclass
+class Critic:
+    """The discriminator, its optimizer and generator, and how to average its gradients
+    across processes (`all_reduce(module)`, None when alone)."""
+
+    disc: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    all_reduce: Callable[[nn.Module], None] | None = None
+
+    def step(self, fake: Tensor, real: Tensor) -> Tensor:
+        """One WGAN-GP step on (fake, real); returns the critic loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = critic_loss(self.disc, fake.float(), real.float(), self.generator)
+        loss.backward()
+        if self.all_reduce is not None:
+            self.all_reduce(self.disc)
+        self.optimizer.step()
+        return loss.detach()

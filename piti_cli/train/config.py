@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from piti_cli.diffusion.timestep_samplers import TIMESTEP_SAMPLERS
 from piti_cli.errors import InputError
+from piti_cli.io_utils import atomic_write_text
 
 STAGES = ("encoder", "joint")
 DEFAULT_LR = {"encoder": 3.5e-5, "joint": 3e-5}
@@ -69,8 +71,6 @@ class TrainConfig:
         self.ema_rates = tuple(float(r) for r in self.ema_rates)
         if self.stage not in STAGES:
             raise InputError(f"--stage {self.stage}: choose one of {', '.join(STAGES)}")
-        from piti_cli.diffusion.timestep_samplers import TIMESTEP_SAMPLERS
-
         if self.timestep_sampler not in TIMESTEP_SAMPLERS:
             raise InputError(f"--timestep-sampler {self.timestep_sampler}: choose one of {', '.join(TIMESTEP_SAMPLERS)}")
         if self.perceptual not in PERCEPTUAL:
@@ -111,8 +111,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def save(self, path: str | Path) -> None:
-        from piti_cli.io_utils import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod

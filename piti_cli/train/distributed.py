@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from piti_cli.runtime import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -30,8 +32,6 @@ class DistInfo:
 
 def setup(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
     """Join the process group torchrun describes (if any) and pick this process's device."""
-    from piti_cli.runtime import resolve_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -11,26 +11,40 @@ EMAs. Stage `encoder` freezes the decoder. Rank 0 writes metrics, grids and chec
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from piti_cli.data.reader import PackedInfo
+from piti_cli.diffusion.respace import make_process
+from piti_cli.diffusion.timestep_samplers import create_timestep_sampler
 from piti_cli.errors import InputError
 from piti_cli.io_utils import atomic_write_text
+from piti_cli.models.config import ModelConfig
+from piti_cli.models.piti import build_model
+from piti_cli.pipeline.cascade import StageSettings
 from piti_cli.runtime import autocast
-from piti_cli.train import distributed as D
-from piti_cli.train import state as S
+from piti_cli.train.aux_losses import Critic, PatchDiscriminator, make_perceptual
 from piti_cli.train.config import TrainConfig
-from piti_cli.train.data import PACK_TO_MODEL_KIND, StepBatches, TrainingStream, make_loader
+from piti_cli.data.kinds import kind_for_pack
+from piti_cli.train.data import StepBatches, TrainingStream, make_loader
+from piti_cli.train.distributed import DistInfo, barrier, cleanup, gather_cat, mean_over, setup
 from piti_cli.train.ema import EMA
-from piti_cli.train.objective import Critic, microbatch_terms
+from piti_cli.train.grid import sample_grid
+from piti_cli.train.microbatch import microbatch_terms
+from piti_cli.train.state import checkpoint_path, initial_model, latest_checkpoint, load_state, prune_checkpoints, save_state
 
 Progress = Callable[..., None] | None
+# What a training checkpoint was made with: these cannot change when a run continues from it.
+FIXED_ON_RESUME = ("init", "glide", "preset", "input_kind", "stage", "upsampler", "ema_rates")
 
 
 @dataclass
@@ -42,12 +56,10 @@ class TrainResult:
 
 
 def _model_kind(cfg: TrainConfig, pack_kind: str) -> str:
-    return cfg.input_kind or PACK_TO_MODEL_KIND[pack_kind]
+    return cfg.input_kind or kind_for_pack(pack_kind).name
 
 
 def _all_reduce_grads(module: nn.Module) -> None:
-    import torch.distributed as dist
-
     world = dist.get_world_size()
     for p in module.parameters():
         if p.grad is not None:
@@ -56,28 +68,21 @@ def _all_reduce_grads(module: nn.Module) -> None:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, info: D.DistInfo, device: torch.device, *, resume: bool = False,
-                 perceptual: nn.Module | None = None):
-        from piti_cli.data.reader import PackedInfo
-        from piti_cli.diffusion.respace import make_process
-        from piti_cli.diffusion.timestep_samplers import create_timestep_sampler
-        from piti_cli.models.config import ModelConfig
-        from piti_cli.models.piti import build_model
+    """One run in one process. Build it with `Trainer.from_run_dir`, which decides whether the
+    run starts or continues; `state` is the training checkpoint to continue from."""
 
+    def __init__(self, cfg: TrainConfig, info: DistInfo, device: torch.device, *, state: dict | None = None,
+                 perceptual: nn.Module | None = None):
         self.cfg, self.info, self.device = cfg, info, device
         self.run_dir = Path(cfg.run_dir)
-        ckpt = S.latest_checkpoint(self.run_dir)
-        if ckpt is not None and not resume:
-            raise InputError(f"{self.run_dir}: already holds checkpoints; pass --resume or choose another --run-dir")
-        self.resume_state = S.load_state(ckpt) if (resume and ckpt is not None) else None
         torch.manual_seed(cfg.seed * 1000 + info.rank)
-        if self.resume_state is not None:
-            config = ModelConfig.from_dict(self.resume_state["model_config"])
+        if state is not None:
+            config = ModelConfig.from_dict(state["model_config"])
             model = build_model(config)
         else:
             pack_kind = PackedInfo(cfg.data).kind
-            model, config = S.initial_model(cfg.init, preset=cfg.preset, glide=cfg.glide,
-                                            input_kind=_model_kind(cfg, pack_kind))
+            model, config = initial_model(cfg.init, preset=cfg.preset, glide=cfg.glide,
+                                          input_kind=_model_kind(cfg, pack_kind))
         if config.is_upsampler != cfg.upsampler:
             what = "an upsampler" if config.is_upsampler else "a base model"
             raise InputError(f"{cfg.init}: is {what}; use `piti {'upsample-train' if config.is_upsampler else 'finetune'}`")
@@ -92,10 +97,8 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.net: nn.Module = model
         if info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             ids = [device.index] if device.type == "cuda" else None
-            self.net = DDP(model, device_ids=ids, broadcast_buffers=False)
+            self.net = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
         d = config.diffusion
         self.process = make_process(d.schedule, d.steps)
         self.sampler = create_timestep_sampler(cfg.timestep_sampler, self.process.num_timesteps, seed=cfg.seed)
@@ -112,21 +115,56 @@ class Trainer:
         )
         self.perceptual, self.critic = None, None
         if config.is_upsampler:
-            from piti_cli.train import aux_losses
-
             if perceptual is None and cfg.perceptual_weight > 0:
-                perceptual = aux_losses.make_perceptual(cfg.perceptual, cfg.perceptual_weights_file)
+                perceptual = make_perceptual(cfg.perceptual, cfg.perceptual_weights_file)
             self.perceptual = perceptual.to(device) if perceptual is not None else None
             if cfg.adv_weight > 0:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(cfg.seed + 17)
-                    disc = aux_losses.PatchDiscriminator().to(device)
+                    disc = PatchDiscriminator().to(device)
                 self.critic = Critic(disc, torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr),
                                      torch.Generator().manual_seed(cfg.seed + 23),
                                      _all_reduce_grads if info.enabled else None)
         self.step = 0
-        if self.resume_state is not None:
-            self._load(self.resume_state)
+        if state is not None:
+            self._load(state)
+
+    @classmethod
+    def from_run_dir(cls, options: TrainConfig, info: DistInfo, device: torch.device, *, resume: bool = False,
+                     given: Iterable[str] | None = None, perceptual: nn.Module | None = None) -> "Trainer":
+        """Start the run in `options.run_dir`, or continue it: the one place resuming is decided.
+
+        Without `resume` the folder must hold no checkpoint, and `options` is the run's config.
+        With `resume` the run's own config.json is the base and only the options the caller
+        really gave (`given`: field names; None = every field of `options`) replace its values,
+        so `piti finetune --run-dir R --resume` trains to R's own max_steps and `--max-steps N`
+        extends it. Training continues from the latest checkpoint (a run without one starts
+        afresh) and metric lines logged after that checkpoint are dropped. Rank 0 writes the
+        resolved config.json once the trainer is built."""
+        run_dir = Path(options.run_dir)
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is not None and not resume:
+            raise InputError(f"{run_dir}: already holds checkpoints; pass --resume or choose another --run-dir")
+        cfg, saved = options, run_dir / "config.json"
+        if resume and saved.exists():
+            names = [f.name for f in dataclasses.fields(TrainConfig)] if given is None else list(given)
+            base = TrainConfig.load(saved)
+            cfg = dataclasses.replace(base, **{k: getattr(options, k) for k in names})
+            changed = [k for k in FIXED_ON_RESUME if getattr(cfg, k) != getattr(base, k)]
+            if changed and ckpt is not None:
+                name = changed[0]
+                option = "--ema-rate" if name == "ema_rates" else f"--{name.replace('_', '-')}"
+                raise InputError(f"{option} {getattr(cfg, name)}: cannot change when resuming "
+                                 f"{run_dir} (its checkpoints were made with {getattr(base, name)})")
+        state = load_state(ckpt) if (resume and ckpt is not None) else None
+        if not cfg.data or (state is None and not cfg.init):  # a continued run has its model
+            raise InputError(f"missing --{'data' if not cfg.data else 'init'}")
+        trainer = cls(cfg, info, device, state=state, perceptual=perceptual)
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(saved)
+            _truncate_metrics(run_dir / "metrics.jsonl", trainer.step)
+        return trainer
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -166,11 +204,11 @@ class Trainer:
             self.critic.generator.set_state(st["disc_generator"])
 
     def save(self) -> Path | None:
-        path = S.checkpoint_path(self.run_dir, self.step)
+        path = checkpoint_path(self.run_dir, self.step)
         if self.info.is_main:
-            S.save_state(path, self.state())
-            S.prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
-        D.barrier(self.info)
+            save_state(path, self.state())
+            prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
+        barrier(self.info)
         return path
 
     # ------------------------------------------------------------------ step
@@ -201,7 +239,7 @@ class Trainer:
             losses.append(terms["loss"].detach())
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().sum()
-        self.sampler.update_with_all_losses(D.gather_cat(info, t_loc), D.gather_cat(info, torch.cat(losses).cpu()))
+        self.sampler.update_with_all_losses(gather_cat(info, t_loc), gather_cat(info, torch.cat(losses).cpu()))
         self.scaler.unscale_(self.opt)
         norm = torch.nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         self.scaler.step(self.opt)
@@ -209,7 +247,7 @@ class Trainer:
         self.ema.update(self.model)
         self.step += 1
         keys = sorted(sums)
-        means = D.mean_over(info, torch.stack([sums[k] for k in keys]).float().cpu() / self.local_batch)
+        means = mean_over(info, torch.stack([sums[k] for k in keys]).float().cpu() / self.local_batch)
         out = {k: float(v) for k, v in zip(keys, means)}
         out["grad_norm"] = float(norm)
         return out
@@ -226,9 +264,6 @@ class Trainer:
         return {key: torch.stack([it[key] for it in items]) for key in ("image", "condition", "low_res") if key in items[0]}
 
     def write_grid(self) -> None:
-        from piti_cli.pipeline.cascade import StageSettings
-        from piti_cli.train.grid import sample_grid
-
         settings = StageSettings(sampler="ddim", steps=self.cfg.sample_steps, guidance=self.cfg.sample_guidance)
         sample_grid(self.ema.models[0], self.preview_items(), settings, self.cfg.seed,
                     self.run_dir / "samples" / f"step_{self.step:07d}.png")
@@ -236,10 +271,6 @@ class Trainer:
     def run(self, progress: Progress = None) -> TrainResult:
         cfg, info = self.cfg, self.info
         metrics_path = self.run_dir / "metrics.jsonl"
-        if info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.run_dir / "config.json")
-            _truncate_metrics(metrics_path, self.step)
         loader = make_loader(self.stream, StepBatches(self.step, cfg.max_steps, cfg.batch_size, info.rank,
                                                       info.world_size), cfg.num_workers)
         last, ckpt, t0, start = {}, None, time.perf_counter(), self.step
@@ -259,7 +290,7 @@ class Trainer:
                 ckpt = self.save()
             if progress:
                 progress(self.step, cfg.max_steps, loss=last["loss"], it_s=it_s)
-        return TrainResult(self.step, self.run_dir, ckpt or S.latest_checkpoint(self.run_dir), last)
+        return TrainResult(self.step, self.run_dir, ckpt or latest_checkpoint(self.run_dir), last)
 
 
 def _check_crop(crop: int, config) -> None:
@@ -281,16 +312,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: Progress = None,
-          perceptual: nn.Module | None = None) -> TrainResult:
-    """Train (or resume) one run; call it in every process of a torchrun job."""
-    import torch.distributed as dist
-
+def train(cfg: TrainConfig, *, resume: bool = False, given: Iterable[str] | None = None,
+          progress: Progress = None, perceptual: nn.Module | None = None) -> TrainResult:
+    """Train (or resume) one run; call it in every process of a torchrun job. On resume,
+    `given` names the fields of `cfg` that replace the run's config.json (None = all of them;
+    see `Trainer.from_run_dir`)."""
     owns_group = not (dist.is_available() and dist.is_initialized())
-    info, device = D.setup(cfg.device)
+    info, device = setup(cfg.device)
     try:
-        trainer = Trainer(cfg, info, device, resume=resume, perceptual=perceptual)
+        trainer = Trainer.from_run_dir(cfg, info, device, resume=resume, given=given, perceptual=perceptual)
         return trainer.run(progress if info.is_main else None)
     finally:
         if owns_group:
-            D.cleanup()
+            cleanup()

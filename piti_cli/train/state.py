@@ -18,7 +18,11 @@ from typing import Any
 
 import torch
 
+from piti_cli.checkpoints.convert import instantiate, load_model
+from piti_cli.checkpoints.io import save_checkpoint
+from piti_cli.checkpoints.registry import resolve
 from piti_cli.errors import CheckpointError, InputError
+from piti_cli.io_utils import atomic_torch_save
 from piti_cli.models.config import ModelConfig
 
 STATE_FORMAT = "piti-train-state"
@@ -50,8 +54,6 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
-    from piti_cli.io_utils import atomic_torch_save
-
     atomic_torch_save({"format": STATE_FORMAT, **state}, path)
 
 
@@ -66,9 +68,9 @@ def load_state(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def _state_source(spec: str | Path) -> Path:
+def _state_source(run_or_file: str | Path) -> Path:
     """A training checkpoint given as itself or as the run folder holding it."""
-    path = Path(spec)
+    path = Path(run_or_file)
     if path.is_dir():
         found = latest_checkpoint(path)
         if found is None:
@@ -77,32 +79,30 @@ def _state_source(spec: str | Path) -> Path:
     return path
 
 
-def ema_state(spec: str | Path, rate: float | None = None, raw: bool = False) -> tuple[dict[str, torch.Tensor], ModelConfig, int]:
+def ema_state(run_or_file: str | Path, rate: float | None = None, raw: bool = False) -> tuple[dict[str, torch.Tensor], ModelConfig, int]:
     """(EMA state dict, model config, step) of a run folder or training checkpoint.
     `rate` picks one of several EMA rates (default: the first); `raw` takes the trained
     weights instead of an EMA."""
-    state = load_state(_state_source(spec))
+    state = load_state(_state_source(run_or_file))
     if raw:
         return state["model"], ModelConfig.from_dict(state["model_config"]), int(state["step"])
     emas = state["ema"]
     key = next(iter(emas)) if rate is None else str(float(rate))
     if key not in emas:
-        raise InputError(f"{spec}: no EMA with rate {rate}; the run keeps {', '.join(emas)}")
+        raise InputError(f"{run_or_file}: no EMA with rate {rate}; the run keeps {', '.join(emas)}")
     return emas[key], ModelConfig.from_dict(state["model_config"]), int(state["step"])
 
 
-def export_ema(spec: str | Path, out: str | Path, rate: float | None = None, raw: bool = False) -> tuple[Path, ModelConfig, int]:
+def export_ema(run_or_file: str | Path, out: str | Path, rate: float | None = None, raw: bool = False) -> tuple[Path, ModelConfig, int]:
     """Write the EMA weights as a model file: ``.pt`` = the official plain layout (what the
     official code and `piti sample` read), ``.safetensors`` = the same tensors plus the
     config (needed for presets no official layout identifies, e.g. the tiny ones).
     ``raw=True`` writes the trained weights instead: an EMA of rate r still holds r^steps of
     the initial weights, so a short run (0.995^225 = 0.32) is better exported raw."""
-    from piti_cli.checkpoints.io import save_checkpoint
-
     out = Path(out)
     if out.suffix not in (".pt", ".pth", ".safetensors"):
         raise InputError(f"{out}: export to a .pt or .safetensors file")
-    state, config, step = ema_state(spec, rate, raw)
+    state, config, step = ema_state(run_or_file, rate, raw)
     save_checkpoint(out, state, config=config if out.suffix == ".safetensors" else None,
                     extra={"step": step} if out.suffix == ".safetensors" else None)
     return out, config, step
@@ -113,9 +113,6 @@ def initial_model(init: str, *, preset: str | None, input_kind: str | None, glid
     """(model, config) to start from: a run folder (EMA of its latest checkpoint, as the
     official stage 2 starts from stage 1's EMA), a PITI file, or a GLIDE file / registry id
     (converted: decoder copied, fresh encoder for `input_kind`)."""
-    from piti_cli.checkpoints.convert import instantiate, load_model
-    from piti_cli.checkpoints.registry import resolve
-
     if Path(init).is_dir():
         state, config, _ = ema_state(init)
         model = instantiate(config, state)

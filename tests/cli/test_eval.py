@@ -1,8 +1,6 @@
 """`piti eval` end to end on small folders, with injected random-weight extractors."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +9,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from piti_cli.cli.main import app
-from piti_cli.errors import InputError
+from piti_cli.data.images import IMAGE_SUFFIXES
+from tests.metrics.conftest import fake_extractors  # noqa: F401  (fixture)
 
-FACTORY = str(Path(__file__).resolve().parents[1] / "metrics" / "fake_extractors.py") + ":make"
-OTHER = FACTORY.replace(":make", ":make_other")
 runner = CliRunner()
 
 
@@ -28,9 +25,8 @@ def _folder(root: Path, n: int, seed: int, shift: int = 0) -> Path:
 
 
 @pytest.fixture
-def sets(tmp_path, monkeypatch):
+def sets(tmp_path, monkeypatch, fake_extractors):
     monkeypatch.setenv("PITI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PITI_EVAL_EXTRACTOR_FACTORY", FACTORY)
     gen = _folder(tmp_path / "gen", 12, seed=1, shift=50)
     ref = _folder(tmp_path / "ref", 14, seed=2)
     return gen, ref
@@ -38,6 +34,14 @@ def sets(tmp_path, monkeypatch):
 
 def _fid(*args):
     return runner.invoke(app, ["eval", "fid", *map(str, args)])
+
+
+def _error_line(res) -> str:
+    """The one line a user error prints (beside progress lines): exit code 1, no traceback."""
+    assert res.exit_code == 1 and "Traceback" not in res.stderr, res.output
+    lines = [line for line in res.stderr.splitlines() if line.startswith("error")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
 
 
 def test_fid_json_records_n_network_and_preprocessing(sets):
@@ -74,7 +78,7 @@ def test_max_fid_gates_ci(sets):
     assert "FID-I" in bad.stderr and "exceeds" in bad.stderr
 
 
-def test_stats_file_roundtrip_and_mismatch(sets, tmp_path):
+def test_stats_file_roundtrip_and_mismatch(sets, tmp_path, fake_extractors):
     gen, ref = sets
     npz = tmp_path / "ref.npz"
     res = runner.invoke(app, ["eval", "stats", str(ref), "--out", str(npz), "--features", "both"])
@@ -83,19 +87,20 @@ def test_stats_file_roundtrip_and_mismatch(sets, tmp_path):
     via = json.loads(_fid(gen, "--ref", npz, "--json").stdout)["metrics"]["inception"]["fid"]
     assert via == pytest.approx(direct, rel=1e-10)
     # Statistics of other weights are refused with one line naming the file.
-    res = runner.invoke(app, ["eval", "fid", str(gen), "--ref", str(npz), "--extractor-factory", OTHER])
-    assert isinstance(res.exception, InputError)
-    msg = str(res.exception)
-    assert "ref.npz" in msg and "weights" in msg and "\n" not in msg
+    fake_extractors(weights_sha256="cd" * 32)
+    res = _fid(gen, "--ref", npz)
+    msg = _error_line(res)
+    assert "ref.npz" in msg and "weights" in msg
     # A stats file with only inception statistics, asked for clip.
+    fake_extractors(weights_sha256="ab" * 32)
     only = tmp_path / "only.npz"
     runner.invoke(app, ["eval", "stats", str(ref), "--out", str(only)])
     res = _fid(gen, "--ref", only, "--features", "clip")
-    assert isinstance(res.exception, InputError) and "no clip statistics" in str(res.exception)
+    assert "no clip statistics" in _error_line(res)
     # A foreign mu/sigma file of the wrong dimension.
     np.savez(tmp_path / "foreign.npz", mu=np.zeros(2048), sigma=np.eye(2048))
     res = _fid(gen, "--ref", tmp_path / "foreign.npz")
-    assert isinstance(res.exception, InputError) and "dimension 2048" in str(res.exception)
+    assert "dimension 2048" in _error_line(res)
 
 
 def test_small_n_warns(sets, tmp_path):
@@ -113,33 +118,26 @@ def test_bad_inputs_one_line_each(sets, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     res = _fid(empty, "--ref", ref)
-    assert isinstance(res.exception, InputError) and "no images found" in str(res.exception)
+    assert "no images found" in _error_line(res)
     broken = _folder(tmp_path / "broken", 3, seed=5)
     (broken / "zzz.png").write_bytes(b"\x89PNG garbage")
     res = _fid(broken, "--ref", ref)
-    assert isinstance(res.exception, InputError)
-    assert "zzz.png: unreadable image" in str(res.exception) and "\n" not in str(res.exception)
+    assert "zzz.png: unreadable image" in _error_line(res)
 
 
 def test_entry_point_prints_one_red_line(sets, tmp_path):
     gen, _ = sets
     empty = tmp_path / "nothing"
     empty.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "piti_cli", "eval", "fid", str(gen), "--ref", str(empty)],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 1
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == [f"error: {empty}: no images found (.png, .jpg, .jpeg, .bmp, .webp, .tif, .tiff, .ppm)"]
+    res = _fid(gen, "--ref", empty)
+    assert _error_line(res) == f"error: {empty}: no images found ({', '.join(IMAGE_SUFFIXES)})"
 
 
 def test_missing_weights_say_where_they_go(tmp_path, monkeypatch):
-    monkeypatch.delenv("PITI_EVAL_EXTRACTOR_FACTORY", raising=False)
     monkeypatch.setenv("PITI_WEIGHTS_DIR", str(tmp_path / "w"))
     gen = _folder(tmp_path / "g", 3, seed=0)
     res = _fid(gen, "--ref", gen, "--features", "clip")
-    msg = str(res.exception)
+    msg = _error_line(res)
     assert "ViT-B-32.pt not found in" in msg and "piti weights fetch clip-vit-b32" in msg
 
 
@@ -165,7 +163,7 @@ def test_lpips_without_backbone_is_clear(tmp_path):
     root = tmp_path / "s"
     _folder(root / "c", 2, seed=0)
     res = runner.invoke(app, ["eval", "lpips", str(root)])
-    assert "--backbone-weights" in str(res.exception)
+    assert "--backbone-weights" in _error_line(res)
 
 
 def test_kid_against_stats_with_features(sets, tmp_path):

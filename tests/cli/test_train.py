@@ -1,4 +1,4 @@
-"""`piti finetune` / `piti finetune export` end to end on a tiny pack (subprocesses)."""
+"""`piti finetune` / `piti finetune export` end to end on a tiny pack (subprocesses and CliRunner)."""
 
 import json
 import subprocess
@@ -6,9 +6,15 @@ import sys
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from piti_cli.checkpoints.convert import load_model
+from piti_cli.cli.main import app
+from piti_cli.train.state import list_checkpoints
 from tests.train.conftest import glide_base, scenes_pack  # noqa: F401  (fixtures)
+
+
+runner = CliRunner()
 
 
 def piti(*args):
@@ -37,3 +43,36 @@ def test_finetune_resume_and_export_from_the_cli(tmp_path, scenes_pack, glide_ba
     assert exported.returncode == 0, exported.stderr
     model, config = load_model(out)
     assert config.name == "piti-base-mask-tiny"
+
+
+def _metric_steps(run):
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_keeps_the_runs_own_length_unless_max_steps_is_given(tmp_path, scenes_pack, glide_base):
+    """Through the real CLI in this process: `--resume` alone must not count the options left
+    at their defaults (`--max-steps 1000`, `--batch-size 16`, ...) as given."""
+    run = tmp_path / "run"
+    first = runner.invoke(app, [
+        "finetune", "--data", str(scenes_pack), "--run-dir", str(run), "--init", str(glide_base),
+        "--preset", "glide-base-tiny", "--stage", "joint", "--batch-size", "2", "--device", "cpu",
+        "--max-steps", "3", "--save-every", "1", "--log-every", "1", "--keep-checkpoints", "3"])
+    assert first.exit_code == 0, first.output
+    config = (run / "config.json").read_text()
+    assert json.loads(config)["max_steps"] == 3 and _metric_steps(run) == [1, 2, 3]
+    (run / "checkpoints" / "step_0000003.pt").unlink()  # as if killed after step 2
+
+    resumed = runner.invoke(app, ["finetune", "--run-dir", str(run), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert [step for step, _ in list_checkpoints(run)] == [1, 2, 3]
+    assert (run / "config.json").read_text() == config
+    assert _metric_steps(run) == [1, 2, 3]  # step 3 logged once: the line after the checkpoint was dropped
+
+    extended = runner.invoke(app, ["finetune", "--run-dir", str(run), "--resume", "--max-steps", "4"])
+    assert extended.exit_code == 0, extended.output
+    assert list_checkpoints(run)[-1][0] == 4 and _metric_steps(run) == [1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text()) == {**json.loads(config), "max_steps": 4}
+
+    refused = runner.invoke(app, ["finetune", "--run-dir", str(run), "--resume", "--stage", "encoder"])
+    assert refused.exit_code == 1 and "--stage encoder: cannot change when resuming" in refused.stderr
+    assert list_checkpoints(run)[-1][0] == 4

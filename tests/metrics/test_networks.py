@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from piti_cli.errors import CheckpointError
-from piti_cli.metrics import weightfiles
+from piti_cli.checkpoints.layout import key_mismatch
+from piti_cli.metrics import networks
 from piti_cli.metrics.clip import CLIPVisual
 from piti_cli.metrics.inception import FIDInceptionV3
 
@@ -108,7 +109,7 @@ def test_inception_random_official_weights_load_strictly(tmp_path, counters):
     state = random_state(official_inception_layout(with_counters=counters))
     path = tmp_path / "inception.pth"
     torch.save(state, path)
-    model = weightfiles.load_inception(path)
+    model = networks.load_inception(path)
     assert torch.equal(model.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
     with torch.no_grad():
         feats = model(torch.rand(1, 3, 299, 299) * 255)
@@ -121,7 +122,7 @@ def test_inception_wrong_layout_is_one_line_error(tmp_path):
     state["Mixed_6b.branch1x1.conv.weight"] = torch.zeros(192, 768, 3, 3)
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match=r"bad\.pth.*Mixed_6b\.branch1x1\.conv\.weight has shape") as err:
-        weightfiles.load_inception(tmp_path / "bad.pth")
+        networks.load_inception(tmp_path / "bad.pth")
     assert "\n" not in str(err.value)
 
 
@@ -146,7 +147,7 @@ def test_clip_full_openai_state_dict_loads(tmp_path, fmt):
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-    model = weightfiles.load_clip_visual(path)
+    model = networks.load_clip_visual(path)
     assert torch.equal(model.proj.detach(), state["visual.proj"].float())
     with torch.no_grad():
         assert model(torch.randn(2, 3, 224, 224)).shape == (2, 512)
@@ -165,22 +166,22 @@ def test_clip_torchscript_archive_is_read(tmp_path):
     small = Whole().eval()
     path = tmp_path / "ViT-small.pt"
     torch.jit.save(torch.jit.trace(small, torch.randn(1, 3, 224, 224), check_trace=False), str(path))
-    assert weightfiles.is_torchscript(path)
+    assert networks.is_torchscript(path)
     # A smaller tower is refused with a one-line layout error naming the file.
     with pytest.raises(CheckpointError, match="ViT-small.pt: not a CLIP ViT-B/32 image tower"):
-        weightfiles.load_clip_visual(path)
+        networks.load_clip_visual(path)
 
 
 def test_plain_torch_save_is_not_torchscript(tmp_path):
     torch.save({"a": torch.zeros(1)}, tmp_path / "x.pt")
-    assert not weightfiles.is_torchscript(tmp_path / "x.pt")
+    assert not networks.is_torchscript(tmp_path / "x.pt")
 
 
 def test_named_hash_prefix_is_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("PITI_WEIGHTS_DIR", str(tmp_path))
     torch.save({"x": torch.zeros(1)}, tmp_path / "pt_inception-2015-12-05-6726825d.pth")
     with pytest.raises(CheckpointError, match="does not start with 6726825d"):
-        weightfiles.find_weights(weightfiles.INCEPTION_ID)
+        networks.find_weights(networks.INCEPTION_ID)
 
 
 @pytest.mark.slow
@@ -193,7 +194,6 @@ def test_fid_cli_with_real_inception_architecture(tmp_path, monkeypatch):
 
     from piti_cli.cli.main import app
 
-    monkeypatch.delenv("PITI_EVAL_EXTRACTOR_FACTORY", raising=False)
     monkeypatch.setenv("PITI_CACHE_DIR", str(tmp_path / "cache"))
     weights = tmp_path / "inception_random.pth"
     torch.save(random_state(official_inception_layout()), weights)
@@ -212,8 +212,6 @@ def test_fid_cli_with_real_inception_architecture(tmp_path, monkeypatch):
 
 
 def test_key_mismatch_names_missing_unexpected_and_misshaped_keys():
-    from piti_cli.metrics.weightfiles import key_mismatch
-
     ref = {"x": torch.zeros(2), "y": torch.zeros(3)}
     assert key_mismatch(dict(ref), ref) == ""
     assert key_mismatch({"x": torch.zeros(2)}, ref, prefix="visual.") == "1 missing (e.g. visual.y)"

@@ -1,12 +1,12 @@
-"""Tiny training fixtures: a scenes pack (benchmarks/scenes.py) and random tiny GLIDE files."""
+"""Tiny training fixtures: a scenes pack (`piti_cli.data.scenes`) and random tiny GLIDE files."""
 
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks.scenes import make_scenes, write_pack
 from piti_cli.checkpoints.io import save_checkpoint
+from piti_cli.data.scenes import make_scenes, write_pack
 from piti_cli.models.config import get_preset
 from piti_cli.models.piti import build_model
 from piti_cli.train.config import TrainConfig

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from piti_cli.train import state as S
 from piti_cli.train.config import TrainConfig
 from piti_cli.train.loop import train
+from piti_cli.train.state import latest_checkpoint, load_state
 from tests.train.conftest import base_config
 
 
@@ -32,8 +32,8 @@ def test_two_gloo_processes_match_one_process_with_the_whole_batch(scenes_pack, 
     train(base_config(scenes_pack, glide_base, tmp_path / "one", **common))
     cfg = base_config(scenes_pack, glide_base, tmp_path / "two", **common).to_dict()
     mp.spawn(_worker, args=(2, _free_port(), cfg), nprocs=2, join=True)
-    a = S.load_state(S.latest_checkpoint(tmp_path / "one"))
-    b = S.load_state(S.latest_checkpoint(tmp_path / "two"))
+    a = load_state(latest_checkpoint(tmp_path / "one"))
+    b = load_state(latest_checkpoint(tmp_path / "two"))
     assert b["step"] == 1
     # Compare the averaged gradient (Adam's first moment after one step is 0.1·g). Weights are a
     # poor witness: Adam's first step is ±lr for any gradient, so summation-order noise in a

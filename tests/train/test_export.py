@@ -3,33 +3,33 @@ import torch
 
 from piti_cli.checkpoints.convert import load_model
 from piti_cli.errors import InputError
-from piti_cli.train import state as S
 from piti_cli.train.loop import train
+from piti_cli.train.state import export_ema, latest_checkpoint, load_state
 from tests.train.conftest import base_config
 
 
 def test_export_writes_the_ema_in_loadable_files(scenes_pack, glide_base, tmp_path):
     run = tmp_path / "run"
     train(base_config(scenes_pack, glide_base, run, max_steps=1, ema_rates=(0.5,)))
-    ema = S.load_state(S.latest_checkpoint(run))["ema"]["0.5"]
-    S.export_ema(run, tmp_path / "ema.safetensors")
+    ema = load_state(latest_checkpoint(run))["ema"]["0.5"]
+    export_ema(run, tmp_path / "ema.safetensors")
     model, config = load_model(tmp_path / "ema.safetensors")  # config stored: tiny preset identified
     assert config.name == "piti-base-mask-tiny"
-    S.export_ema(run, tmp_path / "ema.pt")  # official plain layout: a tiny one needs --preset
+    export_ema(run, tmp_path / "ema.pt")  # official plain layout: a tiny one needs --preset
     plain = torch.load(tmp_path / "ema.pt", weights_only=True)
     assert set(plain) == set(ema) and "format" not in plain
     model_pt, _ = load_model(tmp_path / "ema.pt", preset="piti-base-mask-tiny")
     for k, v in ema.items():
         assert torch.equal(model.state_dict()[k], v) and torch.equal(model_pt.state_dict()[k], v)
     with pytest.raises(InputError):
-        S.export_ema(run, tmp_path / "ema.bin")
+        export_ema(run, tmp_path / "ema.bin")
 
 
 def test_raw_export_writes_the_trained_weights_not_the_ema(scenes_pack, glide_base, tmp_path):
     run = tmp_path / "run"
     train(base_config(scenes_pack, glide_base, run, max_steps=1, ema_rates=(0.9,)))
-    state = S.load_state(S.latest_checkpoint(run))
-    S.export_ema(run, tmp_path / "raw.safetensors", raw=True)
+    state = load_state(latest_checkpoint(run))
+    export_ema(run, tmp_path / "raw.safetensors", raw=True)
     model, _ = load_model(tmp_path / "raw.safetensors")
     differs = 0
     for k, v in state["model"].items():

@@ -8,17 +8,17 @@ import pytest
 import torch
 
 from piti_cli.errors import InputError
-from piti_cli.train import state as S
 from piti_cli.train.loop import train
+from piti_cli.train.state import initial_model, latest_checkpoint, load_state
 from tests.train.conftest import base_config
 
 
 def load(run_dir):
-    return S.load_state(S.latest_checkpoint(run_dir))
+    return load_state(latest_checkpoint(run_dir))
 
 
 def test_stage_encoder_moves_only_the_encoder(scenes_pack, glide_base, tmp_path):
-    init, _ = S.initial_model(str(glide_base), preset="glide-base-tiny", input_kind="mask", glide=None)
+    init, _ = initial_model(str(glide_base), preset="glide-base-tiny", input_kind="mask", glide=None)
     before = {k: v.clone() for k, v in init.state_dict().items()}
     train(base_config(scenes_pack, glide_base, tmp_path / "run", stage="encoder", max_steps=2))
     after = load(tmp_path / "run")["model"]

@@ -1,4 +1,4 @@
-"""Find, verify and load the weights of the evaluation networks.
+"""The evaluation networks (FID Inception, CLIP ViT-B/32): find, verify and load their weights.
 
 Lookup for each network: an explicit path or registry id (`--inception-weights`,
 `--clip-weights`) > the registry entry's file in the weights folder (`--weights-dir` >
@@ -18,7 +18,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from safetensors.torch import load_file
+
+from piti_cli.checkpoints import registry
+from piti_cli.checkpoints.layout import key_mismatch
 from piti_cli.errors import CheckpointError, OfflineError
+from piti_cli.metrics.clip import CLIPVisual, load_visual_state_dict
+from piti_cli.metrics.inception import FIDInceptionV3, TorchScriptInception
 
 INCEPTION_ID = "fid-inception"
 CLIP_ID = "clip-vit-b32"
@@ -39,8 +46,6 @@ class WeightFile:
 
 def find_weights(entry_id: str, explicit: str | None = None, weights_dir: str | None = None) -> WeightFile:
     """Locate and verify the weight file of `entry_id` ("fid-inception" or "clip-vit-b32")."""
-    from piti_cli.checkpoints import registry
-
     entry = registry.get_entry(entry_id)
     if explicit:
         path = registry.resolve(explicit, weights_dir)
@@ -80,12 +85,8 @@ def is_torchscript(path: Path) -> bool:
 
 def load_state_dict(path: Path) -> dict:
     """A plain state dict from .safetensors or a torch.save file (weights_only)."""
-    import torch
-
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -99,8 +100,6 @@ def load_state_dict(path: Path) -> dict:
 
 
 def load_torchscript(path: Path):
-    import torch
-
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as err:
@@ -109,8 +108,6 @@ def load_torchscript(path: Path):
 
 def load_inception(path: Path):
     """FID Inception from the pytorch-fid state dict, or clean-fid's TorchScript file."""
-    from piti_cli.metrics.inception import FIDInceptionV3, TorchScriptInception
-
     if is_torchscript(path):
         scripted = load_torchscript(path)
         if not hasattr(scripted, "layers"):
@@ -131,8 +128,6 @@ def load_inception(path: Path):
 
 def load_clip_visual(path: Path):
     """CLIP ViT-B/32 image tower from OpenAI's TorchScript archive or a plain state dict."""
-    from piti_cli.metrics.clip import CLIPVisual, load_visual_state_dict
-
     state = load_torchscript(path).state_dict() if is_torchscript(path) else load_state_dict(path)
     model = CLIPVisual()
     try:
@@ -140,22 +135,6 @@ def load_clip_visual(path: Path):
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
     return model.eval()
-
-
-def key_mismatch(state: dict, expected: dict, prefix: str = "") -> str:
-    """'' when `state` has exactly the keys and shapes of `expected`, else what differs:
-    '3 missing (e.g. a.b), 1 unexpected (e.g. c)' or 'a.b has shape (2,), expected (3,)'."""
-    from piti_cli.checkpoints.layout import diff_layouts, layout_of
-
-    diff = diff_layouts(layout_of(state), layout_of(expected))
-    detail = [f"{len(keys)} {what} (e.g. {prefix}{keys[0]})" for what, keys in
-              (("missing", diff.missing), ("unexpected", diff.unexpected)) if keys]
-    if detail:
-        return ", ".join(detail)
-    if diff.mismatched:
-        key = diff.mismatched[0]
-        return f"{prefix}{key} has shape {tuple(state[key].shape)}, expected {tuple(expected[key].shape)}"
-    return ""
 
 
 def _check_layout(path: Path, what: str, state: dict, expected: dict) -> None:

@@ -9,32 +9,10 @@ the discriminator takes one WGAN-GP step on (x̂0.detach(), x0) (the official or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
 from torch import Tensor, nn
 
 from piti_cli.diffusion.losses import hybrid_loss
-from piti_cli.train import aux_losses
-
-
-@dataclass
-class Critic:
-    """The discriminator, its optimizer, and how to average its gradients across processes."""
-
-    disc: nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    all_reduce: object = None  # callable(module) or None
-
-    def step(self, fake: Tensor, real: Tensor) -> Tensor:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = aux_losses.critic_loss(self.disc, fake.float(), real.float(), self.generator)
-        loss.backward()
-        if self.all_reduce is not None:
-            self.all_reduce(self.disc)
-        self.optimizer.step()
-        return loss.detach()
+from piti_cli.train.aux_losses import Critic, generator_loss
 
 
 def microbatch_terms(
@@ -67,7 +45,7 @@ def microbatch_terms(
         loss = loss + terms["perceptual"]
     if critic is not None:
         terms["d_loss"] = critic.step(x0_pred, x0).expand_as(loss)
-        terms["adv"] = aux_losses.generator_loss(critic.disc, x0_pred) * adv_weight
+        terms["adv"] = generator_loss(critic.disc, x0_pred) * adv_weight
         loss = loss + terms["adv"]
     terms["loss"] = loss
     return terms

@@ -1,0 +1,61 @@
+"""The training run shared by the demo recipe and the learning proof, in resumable chunks.
+
+`scene_base_config` is the base model's run on procedural scenes (`piti_cli.data.scenes`);
+`train_for` trains any run in chunks until a time budget is spent, counting the time across
+reruns, so an interrupted recipe continues where it stopped; `sample` draws one stage's
+samples from a seed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from piti_cli.io_utils import atomic_write_text
+from piti_cli.pipeline.cascade import StageSettings, sample_stage
+from piti_cli.train.config import TrainConfig
+from piti_cli.train.loop import train
+from piti_cli.train.state import list_checkpoints
+
+
+def scene_base_config(data, run_dir, init, *, batch_size: int = 8, lr: float = 5e-4, save_every: int = 50):
+    """The training run of the learning proof and of the demo recipe's base model: joint
+    training of a randomly initialised tiny model; the `high-noise` timestep sampler,
+    because with uniform (or loss-second-moment) t a from-scratch model learns to ignore
+    its condition (see `piti_cli.diffusion.timestep_samplers.HighNoiseSampler`)."""
+    return TrainConfig(
+        data=str(data), run_dir=str(run_dir), init=str(init), preset="glide-base-tiny", input_kind="mask",
+        stage="joint", batch_size=batch_size, lr=lr, ema_rates=(0.995,), uncond_p=0.1,
+        timestep_sampler="high-noise", max_steps=0, log_every=10, save_every=save_every,
+        keep_checkpoints=1, device="cpu", seed=0)
+
+
+def sample(model, conds: torch.Tensor, sampler: str, steps: str, guidance: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return sample_stage(model.eval(), conds, StageSettings(sampler=sampler, steps=steps, guidance=guidance), g)
+
+
+def train_for(cfg, minutes: float, budget_file: Path, chunk: int, report=print) -> int:
+    """Train in resumable chunks of `chunk` steps until `minutes` of training have been spent,
+    counted across reruns in `budget_file`; returns the step reached."""
+    spent = json.loads(budget_file.read_text())["seconds"] if budget_file.exists() else 0.0
+    step = 0
+    while spent < minutes * 60:
+        start = time.perf_counter()
+        cfg.max_steps = (step or _latest_step(cfg.run_dir)) + chunk
+        result = train(cfg, resume=True)  # continues the run's latest checkpoint, if it has one
+        step = result.step
+        spent += time.perf_counter() - start
+        atomic_write_text(budget_file, json.dumps({"seconds": spent, "step": step}))
+        report(f"{Path(cfg.run_dir).name}: step {step}, loss {result.last_metrics.get('loss', float('nan')):.4f}, "
+               f"{spent / 60:.1f}/{minutes:.0f} min")
+    return step or _latest_step(cfg.run_dir)
+
+
+def _latest_step(run_dir) -> int:
+    found = list_checkpoints(run_dir)
+    return found[-1][0] if found else 0
