@@ -110,8 +110,16 @@ def validate_open_pack(f, path) -> dict:
         if not isinstance(value, dict if name == "config" else list):
             raise InputError(f"{path}: the {name} attribute is not a JSON {'object' if name == 'config' else 'list'}")
         out[name] = value
-    expected = {"images": ARRAY_SPECS["images"], "source_ids": ((), None), "original_sizes": ((2,), None)}
-    expected.update({p: ARRAY_SPECS[p] for p in condition_paths(out["kind"])})
+    # `piti prep pack` stores 256² samples; a pack written at another square size S (the
+    # procedural scenes for tests and recipes) is read as long as every array agrees on S.
+    images = f.get("images")
+    stored = images.shape[1] if images is not None and len(getattr(images, "shape", ())) == 4 else SIZE
+
+    def at(shape):
+        return tuple(stored if d == SIZE else d for d in shape)
+    expected = {"images": (at(ARRAY_SPECS["images"][0]), ARRAY_SPECS["images"][1]),
+                "source_ids": ((), None), "original_sizes": ((2,), None)}
+    expected.update({p: (at(ARRAY_SPECS[p][0]), ARRAY_SPECS[p][1]) for p in condition_paths(out["kind"])})
     for name, (shape, dtype) in expected.items():
         ds = f.get(name)
         if ds is None or not hasattr(ds, "shape"):
