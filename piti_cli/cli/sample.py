@@ -2,63 +2,159 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from piti_cli.cli.options import DEVICE_HELP, Sampler, SamplePrecision, check_device, flag, number, respacing
 from piti_cli.cli.ui import console, progress_bar
 
-SAMPLER_HELP = "ancestral (official, learned variance) | ddim | dpmpp-2m (DPM-Solver++, ~20 steps)."
+SAMPLER_HELP = ("ancestral (official, learned variance) | ddim | dpmpp-2m (DPM-Solver++, ~20 steps) | "
+                "dpmpp-3m (third-order DPM-Solver++).")
+
+
+def guidance_interval(value: Optional[str]) -> Optional[tuple[float, float]]:
+    """--guidance-interval LO,HI: two finite numbers with 0 <= LO < HI <= 1000 (network t)."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not LO,HI (two numbers, e.g. 100,700)") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi <= 1000.0):
+        raise typer.BadParameter(f"{value!r}: need finite 0 <= LO < HI <= 1000 (t on the 0..1000 scale)")
+    return lo, hi
 
 
 def register(root: typer.Typer) -> None:
     root.command("sample")(sample)
 
 
+# What --fast sets; giving one of these with it is an error (no silent precedence).
+FAST_OWNS = ("sampler", "steps", "upsample_sampler", "upsample_steps", "interval", "precision")
+
+
 def sample(
+    ctx: typer.Context,
     cond: str = typer.Option(..., "--cond", "-c", help="A condition file, a folder of them, or a pack: data.h5 or data.h5:START-STOP."),
     out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for the PNGs and piti_sample.json."),
     base: Optional[str] = typer.Option(None, "--base", help="Base 64×64 checkpoint: a path or a registry id (default: the bundled demo model)."),
     upsampler: Optional[str] = typer.Option(None, "--upsampler", help="64→256 upsampler checkpoint: path or registry id (default: the bundled demo)."),
-    base_only: bool = typer.Option(False, "--base-only", help="Stop at 64×64; no upsampler."),
-    guidance: float = typer.Option(1.3, "--guidance", "-g", help="Official scale s: ε_u + s(ε_c − ε_u). Paper's w = s − 1. 1 = no guidance."),
-    normalized: bool = typer.Option(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8): guided ε rescaled to the mean/std of ε_c."),
-    sampler: str = typer.Option("ancestral", "--sampler", help=SAMPLER_HELP),
-    steps: str = typer.Option("250", "--steps", help="Base respacing: 250, 100, ddim50, or sections like 10,10,3."),
-    upsample_sampler: str = typer.Option("ancestral", "--upsample-sampler", help=SAMPLER_HELP),
-    upsample_steps: str = typer.Option("fast27", "--upsample-steps", help="Upsampler respacing (official: fast27)."),
-    eta: float = typer.Option(0.0, "--eta", help="DDIM noise (0 = deterministic)."),
-    num_samples: int = typer.Option(1, "--num-samples", "-n", help="Samples per condition."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per network batch."),
-    seed: int = typer.Option(0, "--seed", help="Same seed and batch size → identical images."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 (fp16 on CUDA only). bf16 is ~1.8× faster on CPUs with AVX512-BF16 (full base model, measured)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N conditions."),
-    save_low_res: bool = typer.Option(False, "--save-64", help="Also write the 64-px stage to OUT/64/."),
-    grid: bool = typer.Option(False, "--grid", help="Also write OUT/grid.png."),
-    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where registry ids are looked up (default $PITI_WEIGHTS_DIR, else ./weights)."),
+    base_only: bool = flag(False, "--base-only", help="Stop at 64×64; no upsampler."),
+    guidance: float = typer.Option(1.3, "--guidance", "-g", callback=number(0.0), help="Official scale s: ε_u + s(ε_c − ε_u). Paper's w = s − 1. 1 = no guidance."),
+    normalized: bool = flag(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8): guided ε rescaled to the mean/std of ε_c."),
+    sampler: Sampler = typer.Option("ancestral", "--sampler", help=SAMPLER_HELP),
+    steps: str = typer.Option("250", "--steps", callback=respacing, help="Base respacing: 250, 100, ddim50, or sections like 10,10,3."),
+    upsample_sampler: Sampler = typer.Option("ancestral", "--upsample-sampler", help=SAMPLER_HELP),
+    upsample_steps: str = typer.Option("fast27", "--upsample-steps", callback=respacing, help="Upsampler respacing (official: fast27)."),
+    interval: Optional[str] = typer.Option(None, "--guidance-interval", metavar="LO,HI", callback=guidance_interval, help="Guide the base model only for t in [LO, HI] (0..1000; Kynkäänniemi et al. 2024); outside, the null half of the batch is not run."),
+    eta: float = typer.Option(0.0, "--eta", callback=number(0.0), help="DDIM noise (0 = deterministic)."),
+    num_samples: int = typer.Option(1, "--num-samples", "-n", min=1, help="Samples per condition."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Images per network batch. Each picture has its own noise, so the batch size changes no picture's noise."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Noise seed: with (condition, sample index) it fixes each picture's noise in any batch, process or rerun."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
+    precision: SamplePrecision = typer.Option("auto", "--precision", help="auto: bf16 on CPUs with AVX512-BF16/AMX and CUDA GPUs with bf16, else fp32. fp32 is the faithful path (the official code's); bf16 is ~1.8× faster on such CPUs (full base model, measured); fp16 on CUDA only."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N conditions."),
+    save_low_res: bool = flag(False, "--save-64", help="Also write the 64-px stage to OUT/64/."),
+    grid: bool = flag(False, "--grid", help="Also write OUT/grid.png: one row per condition (the first 16), the condition then its samples."),
+    strict: bool = flag(False, "--strict", help="Refuse the run when a file of a --cond folder is unusable (default: skip it, list it, exit 1 after the rest)."),
+    overwrite: bool = flag(False, "--overwrite", help="Redo every picture; without it a rerun keeps the finished pictures whose settings match."),
+    as_json: bool = flag(False, "--json", help="Print one JSON object (written and kept pictures, record file, seconds) instead of the summary line."),
+    fast: bool = flag(False, "--fast", help="Few-step preset chosen on the measured speed/quality frontier (docs/performance.md): sets the samplers, steps, guidance interval and precision auto; keeps --guidance."),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Folder where registry ids are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights, the bundled files)."),
 ) -> None:
     """Sample photos from semantic inputs (mask, sketch or depth+normals).
 
     The base model runs at 64×64 under classifier-free guidance, then the upsampler makes
-    256×256 from the 8-bit 64-px result. Output PNGs are named after their inputs, with a
-    JSON sidecar recording every setting and the checkpoints' sha256.
+    256×256 from the 8-bit 64-px result. Output PNGs are named after their inputs and carry
+    their settings in a text chunk; piti_sample.json records every run into the folder. A
+    rerun keeps finished pictures whose settings match; under `torchrun --nproc-per-node N
+    -m piti_cli sample ...` the pictures are split over the processes.
     """
     from piti_cli.pipeline.cascade import SAMPLERS, StageSettings
-    from piti_cli.pipeline.sample import SampleJob, run_sample
+    from piti_cli.pipeline.sample import SampleJob
     from piti_cli.errors import InputError
 
     for name in (sampler, upsample_sampler):
         if name not in SAMPLERS:
             raise InputError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
+    base_settings = StageSettings(sampler, steps, guidance, normalized, eta, guidance_interval=interval)
+    upsample_settings = StageSettings(upsample_sampler, upsample_steps, 1.0, False, eta, init_scale=0.997)
+    if fast:
+        base_settings, upsample_settings, precision = fast_settings(ctx, guidance, normalized, eta, device)
     job = SampleJob(
         cond=cond, out=out, base=base, upsampler=upsampler, base_only=base_only,
-        base_settings=StageSettings(sampler, steps, guidance, normalized, eta),
-        upsample_settings=StageSettings(upsample_sampler, upsample_steps, 1.0, False, eta, init_scale=0.997),
+        base_settings=base_settings, upsample_settings=upsample_settings,
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, precision=precision,
-        save_low_res=save_low_res, grid=grid, limit=limit, weights_dir=weights_dir,
+        save_low_res=save_low_res, grid=grid, limit=limit, weights_dir=weights_dir, overwrite=overwrite,
+        strict=strict,
     )
-    with progress_bar("sampling") as update:
-        result = run_sample(job, update)
-    console.print(f"wrote {len(result.images)} images to {out}/ in {result.seconds:.1f}s (settings: {result.sidecar})")
+    report(run_job(job, out), out, as_json)
+
+
+def run_job(job, out: Path):
+    """Run `job` under the output lock (held by rank 0 under torchrun) with a progress bar on
+    rank 0; a rank stopped by another rank's failure exits 1 quietly (rank 0 says why)."""
+    import contextlib
+    import os
+
+    from piti_cli.io_utils import output_lock
+    from piti_cli.pipeline.sample import run_sample
+    from piti_cli.pipeline.shard import ShardStopped
+
+    main = os.environ.get("RANK", "0") == "0"
+    try:
+        with output_lock(out) if main else contextlib.nullcontext(), \
+                progress_bar("sampling") if main else contextlib.nullcontext(None) as update:
+            return run_sample(job, update)
+    except ShardStopped:
+        raise typer.Exit(1) from None
+
+
+def report(result, out: Path, as_json: bool) -> None:
+    """The summary line (or JSON); the skipped inputs, one line each, then exit 1 (batch policy)."""
+    if result.sidecar is None:  # not rank 0: rank 0 reports for all
+        return
+    from piti_cli.cli.ui import print_skipped
+
+    print_skipped(result.skipped)
+    _summary(result, out, as_json)
+    if result.skipped:
+        raise typer.Exit(1)
+
+
+def _summary(result, out: Path, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"written": [str(p) for p in result.images], "kept": [str(p) for p in result.kept],
+                               "sidecar": str(result.sidecar), "seconds": round(result.seconds, 3),
+                               "precision": result.precision, "world_size": result.world_size}))
+        return
+    n, kept = len(result.images), len(result.kept)
+    note = f", kept {kept} finished from an earlier run" if kept else ""
+    console.print(f"wrote {n} image{'' if n == 1 else 's'} to {out}/{note} in {result.seconds:.1f}s "
+                  f"({result.precision}; settings: {result.sidecar})", highlight=False, markup=False, soft_wrap=True)
+
+
+def fast_settings(ctx: typer.Context, guidance: float, normalized: bool, eta: float, device: str):
+    """--fast → (base settings, upsampler settings, precision) from `cascade.FAST`; refuses the
+    options it sets when they are given too."""
+    import dataclasses
+
+    from piti_cli.errors import InputError
+    from piti_cli.pipeline.cascade import FAST
+    from piti_cli.runtime import resolve_device, resolve_precision
+
+    def given_by_user(name: str) -> bool:  # Typer carries its own click: compare with the answer's own enum
+        source = ctx.get_parameter_source(name)
+        return source is not None and source != type(source).DEFAULT
+
+    given = [p.opts[0] for p in ctx.command.params if p.name in FAST_OWNS and given_by_user(p.name)]
+    if given:
+        raise InputError(f"--fast sets {', '.join(given)} itself; give either --fast or {', '.join(given)}")
+    base = dataclasses.replace(FAST.base, guidance=guidance, normalized=normalized, eta=eta)
+    return base, dataclasses.replace(FAST.upsampler, eta=eta), resolve_precision(FAST.precision, resolve_device(device))

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from piti_cli.data.images import resize_nearest_chw
 from piti_cli.diffusion import samplers
 from piti_cli.diffusion.guidance import classifier_free
 from piti_cli.diffusion.respace import make_process
@@ -19,7 +20,7 @@ from piti_cli.models.encoder import ConditionEmbedding
 from piti_cli.models.piti import PitiModel
 from piti_cli.runtime import PRECISIONS
 
-SAMPLERS = ("ancestral", "ddim", "dpmpp-2m")
+SAMPLERS = ("ancestral", "ddim", "dpmpp-2m", "dpmpp-3m")
 Progress = Callable[[int, int], None] | None
 
 
@@ -32,6 +33,8 @@ class StageSettings:
     eta: float = 0.0  # DDIM only
     init_scale: float = 1.0  # the official upsampler starts from 0.997 · noise
     clip_denoised: bool = True  # clip x0 predictions to [-1, 1] as the official sampler does
+    # guide only for network t in [lo, hi] (0..1000); outside, the null half is not run
+    guidance_interval: tuple[float, float] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,12 +44,36 @@ BASE_DEFAULTS = StageSettings()
 UPSAMPLE_DEFAULTS = StageSettings(steps="fast27", guidance=1.0, init_scale=0.997)
 
 
+@dataclass(frozen=True)
+class Preset:
+    """Both stages' sampling plus the precision, by name (`piti sample --fast`). The base's
+    guidance scale and normalization stay the user's (`--guidance`, `--normalized`)."""
+
+    base: StageSettings
+    upsampler: StageSettings
+    precision: str = "auto"  # piti_cli.runtime.resolve_precision: bf16 where it is native
+
+
+# `--fast`, chosen by benchmarks/frontier.py on the bundled demo models (guidance 3, bf16): no
+# setting reaches RMSE 0.01 against the deterministic reference there (bf16 alone leaves
+# 0.06 on the base, 0.018 on the upsampler), so each stage takes the fewest network calls
+# within 2× of the lowest error measured; no guidance interval (it cost mask agreement).
+# Numbers in docs/performance.md.
+FAST = Preset(
+    base=StageSettings(sampler="dpmpp-2m", steps="20"),
+    upsampler=StageSettings(sampler="dpmpp-2m", steps="15", guidance=1.0, init_scale=0.997),
+)
+
+
 def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel:
     """Move to the device in the compute dtype. Norms still compute in float32 internally.
 
-    On the CPU the weights go channels-last: oneDNN's convolutions over few channels run
-    1.2–1.5× faster in that layout (the demo models; benchmarks/sampling.py), with identical
-    results; the full presets are compute-bound and run as fast either way."""
+    fp32 is the faithful path: the model keeps its loaded (contiguous) layout, so a call
+    gives the same numbers as the unprepared model. Channels-last changes oneDNN's
+    accumulation order (measured up to 6.7e-5 per call on a small upsampler) and gains
+    nothing on the full presets (1.01×), so only bf16 on the CPU goes channels-last, where
+    oneDNN's convolutions over few channels run 1.2–1.5× faster (the demo models;
+    benchmarks/sampling.py)."""
     from piti_cli.errors import PitiError
 
     if precision not in PRECISIONS:
@@ -54,7 +81,8 @@ def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel
     if precision == "fp16" and device.type == "cpu":
         raise PitiError("--precision fp16 needs a CUDA device; use bf16 on CPU")
     model = model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
-    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+    faster_layout = device.type == "cpu" and precision == "bf16"
+    return model.to(memory_format=torch.channels_last) if faster_layout else model
 
 
 def _dtype(model: torch.nn.Module) -> torch.dtype:
@@ -81,20 +109,40 @@ def make_denoiser(model: PitiModel, cond: torch.Tensor, settings: StageSettings,
         null = model.null_condition(cond.shape[0], cond.device, dtype)
         pair = model.encode(torch.cat([cond, null]))
     pair_low = None if low_res is None else torch.cat([low_res, low_res])
-    return classifier_free(network_denoiser(model, pair, pair_low), settings.guidance, settings.normalized)
+    conditional = None
+    if settings.guidance_interval is not None:  # the conditional half of the same encoding, alone
+        b = cond.shape[0]
+        conditional = network_denoiser(model, ConditionEmbedding(pair.pooled[:b], pair.tokens[:b]), low_res)
+    return classifier_free(network_denoiser(model, pair, pair_low), settings.guidance, settings.normalized,
+                           settings.guidance_interval, conditional)
 
 
 def run_sampler(denoiser, process, shape, generator, settings: StageSettings, progress: Progress = None,
-                noise: torch.Tensor | None = None) -> torch.Tensor:
+                noise: torch.Tensor | None = None, noise_sampler=None) -> torch.Tensor:
+    """Run ``settings.sampler`` from ``noise`` (x_T) or a fresh draw of ``shape``; ``noise_sampler``
+    replaces the generator for the per-step draws (see ``diffusion.samplers``)."""
     start = noise if noise is not None else shape
-    common = dict(init_scale=settings.init_scale, clip_denoised=settings.clip_denoised, progress=progress)
+    common = dict(init_scale=settings.init_scale, clip_denoised=settings.clip_denoised, progress=progress,
+                  noise_sampler=noise_sampler)
     if settings.sampler == "ancestral":
         return samplers.sample_ancestral(denoiser, process, start, generator, **common)
     if settings.sampler == "ddim":
         return samplers.sample_ddim(denoiser, process, start, generator, eta=settings.eta, **common)
     if settings.sampler == "dpmpp-2m":
         return samplers.sample_dpmpp_2m(denoiser, process, start, generator, **common)
+    if settings.sampler == "dpmpp-3m":
+        return samplers.sample_dpmpp_3m(denoiser, process, start, generator, **common)
     raise ValueError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def fit_condition(model: PitiModel, cond: torch.Tensor) -> torch.Tensor:
+    """Conditions (B, C, 256, 256) to the encoder's input size (tiny presets take less), PIL
+    nearest as everywhere else (`piti_cli.data.images`); the official encoders take 256²."""
+    size = model.config.encoder.input_size
+    if cond.shape[-2:] == (size, size):
+        return cond
+    resized = resize_nearest_chw(cond.detach().float().cpu().numpy(), size)
+    return torch.from_numpy(resized).to(device=cond.device, dtype=cond.dtype)
 
 
 def stage_process(model: PitiModel, settings: StageSettings):
@@ -110,16 +158,18 @@ def sample_stage(
     low_res: torch.Tensor | None = None,
     progress: Progress = None,
     noise: torch.Tensor | None = None,
+    noise_sampler=None,
 ) -> torch.Tensor:
-    """One stage for a batch of conditions (B, C, S, S) → images (B, 3, H, W) in [-1, 1]."""
+    """One stage for a batch of conditions (B, C, S, S) → images (B, 3, H, W) in [-1, 1].
+
+    x_T is `noise` (else drawn from `generator`); per-step noise comes from `noise_sampler(x)`
+    when given (e.g. `pipeline.noise.RowNoise`, one generator per picture), else `generator`."""
     size = model.config.unet.image_size
     shape = (cond.shape[0], 3, size, size)
-    enc_size = model.config.encoder.input_size
-    if cond.shape[-1] != enc_size:
-        cond = torch.nn.functional.interpolate(cond.float(), size=(enc_size, enc_size), mode="nearest")
-    denoiser = make_denoiser(model, cond, settings, low_res)
+    denoiser = make_denoiser(model, fit_condition(model, cond), settings, low_res)
     with torch.no_grad():
-        return run_sampler(denoiser, stage_process(model, settings), shape, generator, settings, progress, noise)
+        return run_sampler(denoiser, stage_process(model, settings), shape, generator, settings, progress, noise,
+                           noise_sampler)
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -135,18 +185,27 @@ def sample_cascade(
     base_settings: StageSettings = BASE_DEFAULTS,
     upsample_settings: StageSettings = UPSAMPLE_DEFAULTS,
     progress: Progress = None,
+    noise=None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Returns (64-px samples, 256-px samples or None), both in [-1, 1]."""
+    """Returns (64-px samples, 256-px samples or None), both in [-1, 1].
+
+    `noise(stage)` ("base", "upsampler") gives a stage's `RowNoise` (x_T and every step's
+    noise per picture); without it both stages draw from `generator`. `progress` counts the
+    steps of both stages, base first."""
+    from piti_cli.pipeline.progress import offset
+
     base_steps = len(stage_process(base, base_settings).timestep_map)
     up_steps = len(stage_process(upsampler, upsample_settings).timestep_map) if upsampler else 0
     total = base_steps + up_steps
 
-    def stage_progress(offset):
-        return None if progress is None else (lambda done, _total: progress(offset + done, total))
+    def run(model, settings, low_res, start, stage):
+        rows = noise(stage) if noise is not None else None
+        size = model.config.unet.image_size
+        x_t = rows.initial((3, size, size), cond.device) if rows is not None else None
+        return sample_stage(model, cond, settings, generator, low_res, offset(progress, start, total), x_t, rows)
 
-    low = sample_stage(base, cond, base_settings, generator, progress=stage_progress(0))
+    low = run(base, base_settings, None, 0, "base")
     if upsampler is None:
         return low, None
-    low_res = quantize_8bit(low).to(_dtype(upsampler))
-    high = sample_stage(upsampler, cond, upsample_settings, generator, low_res, stage_progress(base_steps))
+    high = run(upsampler, upsample_settings, quantize_8bit(low).to(_dtype(upsampler)), base_steps, "upsampler")
     return low, high

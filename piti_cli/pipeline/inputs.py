@@ -25,11 +25,14 @@ class Condition:
     array: np.ndarray  # float32 (C, 256, 256) in [-1, 1]
 
 
-def load_conditions(spec: str | Path, kind: str, limit: int | None = None) -> list[Condition]:
+def load_conditions(spec: str | Path, kind: str, limit: int | None = None,
+                    skipped: list[tuple[str, str]] | None = None) -> list[Condition]:
     """Conditions from a file, a folder (sorted by name), or `pack.h5` / `pack.h5:N-M`.
 
-    Every input is read and checked before the caller samples anything; when some are
-    unusable, one `InputError` lists all of them (not just the first)."""
+    Every input is read and checked before the caller samples anything. Unusable files of a
+    folder are appended to `skipped` as (path, why) when a list is given (the batch policy:
+    the good ones are used), else one `InputError` lists all of them (not just the first);
+    a folder with no usable file at all is always an `InputError`."""
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: must be at least 1")
     text = str(spec)
@@ -51,8 +54,12 @@ def load_conditions(spec: str | Path, kind: str, limit: int | None = None) -> li
         try:
             conditions.append(Condition(p.stem, _checked(p, reader.read(p))))
         except InputError as err:
-            problems.append(str(err))
+            problems.append((p, str(err)))
+    if problems and skipped is not None and conditions:
+        skipped.extend((str(p), why) for p, why in problems)
+        return conditions
     if problems:
+        problems = [why for _, why in problems]
         head = "" if len(files) == 1 else f"{len(problems)} of {len(files)} inputs are unusable: "
         raise InputError(head + "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
     return conditions

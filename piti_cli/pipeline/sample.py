@@ -1,19 +1,30 @@
-"""`piti sample` as a core function: conditions in, PNGs and a JSON sidecar out."""
+"""`piti sample` as a core function: conditions in, PNGs and a record of the run out.
+
+A run is a list of pictures, each named by (condition id, sample index). Each picture's noise
+comes from its own generators (`pipeline.noise`), so it does not depend on which batch or
+process samples it; under torchrun the pending pictures are split over the ranks
+(`pipeline.shard`). Network batches always hold the same number of rows (the last one is
+padded), so a picture is computed with the same arithmetic in any split or rerun. Every PNG
+is written atomically with its settings in a text chunk (`pipeline.provenance`): a rerun into
+the same folder keeps the finished pictures whose settings match and does the rest.
+"""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import platform
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from piti_cli.data.images import condition_picture, make_grid, read_image, resize_nearest, save_png, to_uint8
 from piti_cli.errors import InputError
-from piti_cli.io_utils import atomic_path, atomic_write_text
+from piti_cli.pipeline import provenance, shard
 from piti_cli.pipeline.cascade import (
     BASE_DEFAULTS,
     UPSAMPLE_DEFAULTS,
@@ -23,12 +34,15 @@ from piti_cli.pipeline.cascade import (
     stage_process,
 )
 from piti_cli.pipeline.inputs import Condition, fit_to_encoder, load_conditions
-from piti_cli.runtime import resolve_device
+from piti_cli.pipeline.models import DEFAULT_BASE, DEFAULT_UPSAMPLER, load_pair, load_stage
+from piti_cli.pipeline.noise import RowNoise
+from piti_cli.pipeline.progress import SampleProgress
+from piti_cli.runtime import resolve_precision
 
 SIDECAR = "piti_sample.json"
-# Registry ids of the small models piti ships (used when no checkpoint is given).
-DEFAULT_BASE = "piti-demo-base"
-DEFAULT_UPSAMPLER = "piti-demo-upsample"
+GRID_ROWS = 16  # grid.png shows the first conditions only: a dataset-size grid is unreadable
+_load = load_stage  # `pipeline.edit` loads its checkpoints the same way
+__all__ = ["DEFAULT_BASE", "DEFAULT_UPSAMPLER", "SIDECAR", "SampleJob", "SampleResult", "run_sample", "_load"]
 
 
 @dataclass
@@ -44,55 +58,36 @@ class SampleJob:
     batch_size: int = 4
     seed: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # auto | fp32 (the faithful path) | bf16 | fp16
     save_low_res: bool = False
     grid: bool = False
     limit: int | None = None
     weights_dir: str | None = None
+    overwrite: bool = False
+    strict: bool = False  # an unusable file of a folder refuses the run (else it is skipped, listed)
 
 
 @dataclass
 class SampleResult:
-    images: list[Path] = field(default_factory=list)
-    sidecar: Path | None = None
+    images: list[Path] = field(default_factory=list)  # written: by all ranks on rank 0, else by this one
+    kept: list[Path] = field(default_factory=list)  # already complete from an earlier run
+    sidecar: Path | None = None  # set on rank 0
     seconds: float = 0.0
+    precision: str = ""
+    rank: int = 0
+    world_size: int = 1
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unusable inputs (path, why)
 
 
-def _load(spec: str, weights_dir, role: str):
-    from piti_cli.checkpoints.convert import load_model
-    from piti_cli.checkpoints.registry import resolve, sha256_file
-    from piti_cli.models.piti import PitiModel
+@dataclass(frozen=True)
+class Picture:
+    condition: Condition
+    index: int  # sample index for this condition
+    file: str  # output file name
 
-    path = resolve(spec, weights_dir)
-    model, config = load_model(path)
-    if not isinstance(model, PitiModel):
-        raise InputError(f"{path}: is a GLIDE text-to-image model; finetune it into a PITI {role} first (`piti finetune`)")
-    if config.is_upsampler != (role == "upsampler"):
-        raise InputError(f"{path}: is a {'upsampler' if config.is_upsampler else 'base model'}, expected the {role}")
-    return model, {"path": str(path), "sha256": sha256_file(path), "preset": config.name}
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] (3, H, W) → uint8 (H, W, 3), rounding as torchvision's save_image does."""
-    arr = ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
-    return arr.permute(1, 2, 0).cpu().numpy()
-
-
-def _save_png(array: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
-
-
-def _grid(images: list[np.ndarray], columns: int) -> np.ndarray:
-    h, w, _ = images[0].shape
-    rows = (len(images) + columns - 1) // columns
-    canvas = np.zeros((rows * h, columns * w, 3), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
-    return canvas
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.condition.name, self.index
 
 
 def _check_settings(job: SampleJob) -> None:
@@ -107,71 +102,186 @@ def _check_settings(job: SampleJob) -> None:
         raise InputError("--num-samples and --batch-size must be at least 1")
 
 
-def run_sample(job: SampleJob, progress: Callable[[int, int], None] | None = None) -> SampleResult:
-    started = time.monotonic()
-    _check_settings(job)
-    device = resolve_device(job.device)
-    base, base_info = _load(job.base or DEFAULT_BASE, job.weights_dir, "base model")
-    kind = base.config.input_kind
-    upsampler, up_info = (None, None)
-    if not job.base_only:
-        upsampler, up_info = _load(job.upsampler or DEFAULT_UPSAMPLER, job.weights_dir, "upsampler")
-        if upsampler.config.input_kind != kind:
-            raise InputError(f"{up_info['path']}: upsampler takes {upsampler.config.input_kind}, base takes {kind}")
-    # Every input is read and checked before any sampling: bad input writes nothing.
-    conditions = load_conditions(job.cond, kind, job.limit)
-    size = base.config.encoder.input_size
-    work = [(c, k) for c in conditions for k in range(job.num_samples)]
+def _pictures(conditions: list[Condition], num_samples: int) -> list[Picture]:
+    seen: dict[str, int] = {}
+    for c in conditions:
+        seen[c.name] = seen.get(c.name, 0) + 1
+    twice = [name for name, n in seen.items() if n > 1]
+    if twice:
+        raise InputError(f"{twice[0]}: two inputs have this name and would write the same picture; rename one")
+    return [Picture(c, k, f"{c.name}.png" if num_samples == 1 else f"{c.name}_{k}.png")
+            for c in conditions for k in range(num_samples)]
 
-    base = prepare(base, device, job.precision)
-    upsampler = prepare(upsampler, device, job.precision) if upsampler else None
-    steps_per_batch = len(stage_process(base, job.base_settings).timestep_map) + (
-        len(stage_process(upsampler, job.upsample_settings).timestep_map) if upsampler else 0)
-    batches = [work[i:i + job.batch_size] for i in range(0, len(work), job.batch_size)]
-    total = steps_per_batch * len(batches)
 
-    result = SampleResult()
-    finals: list[np.ndarray] = []
-    job.out.mkdir(parents=True, exist_ok=True)
-    for b, batch in enumerate(batches):
-        cond = torch.from_numpy(np.stack([fit_to_encoder(c.array, size) for c, _ in batch])).to(device)
-        # One generator per batch, seeded from (seed, batch index): reruns are reproducible.
-        generator = torch.Generator(device).manual_seed(job.seed * 1_000_003 + b)
-        offset = b * steps_per_batch
+class _Plan:
+    """Everything every rank knows before sampling: models, pictures, what is left to do."""
+
+    def __init__(self, job: SampleJob, device: torch.device):
+        _check_settings(job)
+        self.precision = resolve_precision(job.precision, device)
+        base, self.base_info, up, self.up_info = load_pair(job.base, job.upsampler, job.base_only, job.weights_dir)
+        # Every input is read and checked before any sampling: bad input writes nothing;
+        # unusable files of a folder are skipped and listed (refused with job.strict).
+        self.skipped: list[tuple[str, str]] = []
+        self.conditions = load_conditions(job.cond, base.config.input_kind, job.limit,
+                                          None if job.strict else self.skipped)
+        self.pictures = _pictures(self.conditions, job.num_samples)
+        self.digests = {c.name: hashlib.sha256(np.ascontiguousarray(c.array, np.float32).tobytes()).hexdigest()
+                        for c in self.conditions}
+        self.job, self.device = job, device
+        # Rows per network batch, the same in every process and rerun of this job.
+        self.rows = max(1, min(job.batch_size, len(self.pictures)))
+        self.pending, self.kept = self._split_done(job)
+        self.base = prepare(base, device, self.precision)
+        self.upsampler = prepare(up, device, self.precision) if up is not None else None
+
+    def record(self, picture: Picture) -> dict:
+        from piti_cli import __version__
+
+        job = self.job
+        return {
+            "condition": picture.condition.name, "condition_sha256": self.digests[picture.condition.name],
+            "sample_index": picture.index, "seed": job.seed, "precision": self.precision,
+            "base": {"sha256": self.base_info["sha256"], "preset": self.base_info["preset"], **job.base_settings.as_dict()},
+            "upsampler": None if self.up_info is None else {
+                "sha256": self.up_info["sha256"], "preset": self.up_info["preset"], **job.upsample_settings.as_dict()},
+            "piti_version": __version__, "device": self.device.type,
+        }
+
+    def _split_done(self, job: SampleJob) -> tuple[list[Picture], list[Picture]]:
+        if job.overwrite:
+            return list(self.pictures), []
+        pending, kept = [], []
+        for picture in self.pictures:
+            path = job.out / picture.file
+            if not path.exists():
+                pending.append(picture)
+                continue
+            reason = provenance.conflict(path, _jsonable(self.record(picture)))
+            if reason:
+                raise provenance.refuse_mixing(reason)
+            low_missing = job.save_low_res and self.up_info is not None and not (job.out / "64" / picture.file).exists()
+            (pending if low_missing else kept).append(picture)
+        return pending, kept
+
+    def batch_tensors(self, batch: list[Picture]) -> tuple[torch.Tensor, list[tuple[str, int]]]:
+        """Conditions and noise keys for a batch, padded to `rows` (padding rows are dropped)."""
+        size = self.base.config.encoder.input_size
+        padded = batch + [batch[0]] * (self.rows - len(batch))
+        keys = [p.key for p in batch] + [("\x00padding", j) for j in range(self.rows - len(batch))]
+        cond = np.stack([fit_to_encoder(p.condition.array, size) for p in padded])
+        return torch.from_numpy(cond).to(self.device), keys
+
+
+def _jsonable(record: dict) -> dict:
+    """The record as it reads back from JSON (tuples become lists)."""
+    import json
+
+    return json.loads(json.dumps(record))
+
+
+def _write(plan: _Plan, picture: Picture, high: torch.Tensor | None, low: torch.Tensor) -> Path:
+    out = plan.job.out
+    chunks = provenance.png_chunks(plan.record(picture))
+    if plan.job.save_low_res and high is not None:  # first, so a finished picture implies its 64-px file
+        save_png(to_uint8(low), out / "64" / picture.file, chunks)
+    return save_png(to_uint8(high if high is not None else low), out / picture.file, chunks)
+
+
+def _sample_part(plan: _Plan, mine: list[Picture], tracker: SampleProgress, result: SampleResult) -> None:
+    job = plan.job
+    tracker.start()
+    for start in range(0, len(mine), plan.rows):
+        batch = mine[start:start + plan.rows]
+        cond, keys = plan.batch_tensors(batch)
+        step = tracker.batch(len(batch))
         low, high = sample_cascade(
-            base, upsampler, cond, generator, job.base_settings, job.upsample_settings,
-            None if progress is None else (lambda done, _t, o=offset: progress(o + done, total)),
+            plan.base, plan.upsampler, cond, None, job.base_settings, job.upsample_settings, step,
+            noise=lambda stage, keys=keys: RowNoise.for_pictures(job.seed, keys, stage),
         )
-        for i, (c, k) in enumerate(batch):
-            name = c.name if job.num_samples == 1 else f"{c.name}_{k}"
-            final = _to_uint8((high if high is not None else low)[i])
-            finals.append(final)
-            path = job.out / f"{name}.png"
-            _save_png(final, path)
-            result.images.append(path)
-            if job.save_low_res and high is not None:
-                _save_png(_to_uint8(low[i]), job.out / "64" / f"{name}.png")
-    if job.grid and finals:
-        _save_png(_grid(finals, max(job.num_samples, min(len(finals), 8))), job.out / "grid.png")
-    result.seconds = time.monotonic() - started
-    result.sidecar = job.out / SIDECAR
-    atomic_write_text(result.sidecar, json.dumps(_sidecar(job, base_info, up_info, conditions, device, result), indent=2))
-    return result
+        for i, picture in enumerate(batch):
+            result.images.append(_write(plan, picture, None if high is None else high[i], low[i]))
+        tracker.finished(len(batch))
 
 
-def _sidecar(job, base_info, up_info, conditions: list[Condition], device, result) -> dict:
+def run_sample(job: SampleJob, progress: Callable[..., None] | None = None) -> SampleResult:
+    """Sample every picture of `job` not already in `job.out`; `progress(done, total, stage=,
+    eta=)` counts pictures (rank 0 reports, its share times the number of ranks)."""
+    started, started_at = time.monotonic(), datetime.now(timezone.utc)
+    job.out = Path(job.out)
+    with shard.process_group(job.device) as (info, device):
+        plan, error = None, None
+        try:
+            plan = _Plan(job, device)
+        except Exception as err:  # every rank stops on any rank's bad input
+            error = err
+        shard.agree(info, error)
+        result = SampleResult(kept=[job.out / p.file for p in plan.kept], precision=plan.precision,
+                              rank=info.rank, world_size=info.world_size, skipped=plan.skipped)
+        mine = shard.my_part(plan.pending, info)
+        report = _scaled(progress, info.world_size, len(plan.kept)) if info.is_main else None
+        tracker = SampleProgress(report, len(plan.pictures), len(plan.kept), _steps(plan.base, job.base_settings),
+                                 _steps(plan.upsampler, job.upsample_settings))
+        job.out.mkdir(parents=True, exist_ok=True)
+        try:
+            _sample_part(plan, mine, tracker, result)
+        except Exception as err:
+            error = err
+        shard.agree(info, error)  # all pictures are written once this returns
+        if info.is_main:
+            result.images = [job.out / p.file for p in plan.pending]
+            if job.grid and plan.pictures:
+                save_png(_grid(plan), job.out / "grid.png")
+            result.seconds = time.monotonic() - started
+            result.sidecar = job.out / SIDECAR
+            provenance.append_run(result.sidecar, _run_entry(plan, info, started_at, result))
+        result.seconds = time.monotonic() - started
+        return result
+
+
+def _steps(model, settings: StageSettings) -> int:
+    return len(stage_process(model, settings).timestep_map) if model is not None else 0
+
+
+def _scaled(progress, world_size: int, kept: int):
+    """Rank 0's count stands for all ranks: its share times the number of ranks."""
+    if progress is None or world_size == 1:
+        return progress
+
+    def report(done, total, **fields):
+        progress(min(total, kept + (done - kept) * world_size), total, **fields)
+
+    return report
+
+
+def _grid(plan: _Plan) -> np.ndarray:
+    """One row per condition: the condition as a picture, then its samples."""
+    rows = []
+    for c in plan.conditions[:GRID_ROWS]:
+        samples = [read_image(plan.job.out / p.file, "RGB") for p in plan.pictures if p.condition is c]
+        rows.append([resize_nearest(condition_picture(c.array), samples[0].shape[:2]), *samples])
+    return make_grid(rows)
+
+
+def _run_entry(plan: _Plan, info, started_at: datetime, result: SampleResult) -> dict:
     from piti_cli import __version__
 
+    job = plan.job
     settings = {k: v for k, v in asdict(job).items() if k not in ("base_settings", "upsample_settings", "out")}
-    return {
+    return _jsonable({
+        "started": started_at.isoformat(timespec="seconds"),
+        "seconds": round(result.seconds, 2),
         "piti_version": __version__,
         "torch_version": torch.__version__,
         "python": platform.python_version(),
-        "device": str(device),
+        "device": str(plan.device),
+        "precision": plan.precision,
+        "world_size": info.world_size,
+        "batch_rows": plan.rows,
         "settings": settings,
-        "base": {**base_info, **job.base_settings.as_dict()},
-        "upsampler": None if up_info is None else {**up_info, **job.upsample_settings.as_dict()},
-        "inputs": [c.name for c in conditions],
-        "outputs": [p.name for p in result.images],
-        "seconds": round(result.seconds, 2),
-    }
+        "base": {**plan.base_info, **job.base_settings.as_dict()},
+        "upsampler": None if plan.up_info is None else {**plan.up_info, **job.upsample_settings.as_dict()},
+        "inputs": [c.name for c in plan.conditions],
+        "written": [p.file for p in plan.pending],
+        "kept": [p.file for p in plan.kept],
+    })

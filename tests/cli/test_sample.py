@@ -30,12 +30,12 @@ def test_sample_end_to_end_and_same_seed_same_bytes(tmp_path, tiny_mask_models, 
         assert Image.open(tmp_path / "a" / f"{name}.png").size == (256, 256)
         assert Image.open(tmp_path / "a" / "64" / f"{name}.png").size == (64, 64)
     assert (tmp_path / "a" / f"{names[0]}.png").read_bytes() != (tmp_path / "c" / f"{names[0]}.png").read_bytes()
-    assert Image.open(tmp_path / "a" / "grid.png").size == (512, 256)
-    sidecar = json.loads((tmp_path / "a" / "piti_sample.json").read_text())
+    assert Image.open(tmp_path / "a" / "grid.png").size == (512, 512)  # condition | sample, one row each
+    (sidecar,) = json.loads((tmp_path / "a" / "piti_sample.json").read_text())["runs"]
     assert sidecar["base"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
     assert sidecar["base"]["guidance"] == 3.0 and sidecar["base"]["normalized"] is True
     assert sidecar["upsampler"]["steps"] == "2" and sidecar["upsampler"]["init_scale"] == 0.997
-    assert sidecar["outputs"] == [f"{n}.png" for n in names]
+    assert sidecar["written"] == [f"{n}.png" for n in names]
 
 
 def test_base_only_with_ddim_and_dpmpp(tmp_path, tiny_sketch_base, reference_dir):
@@ -58,7 +58,9 @@ def test_bad_inputs_write_nothing(tmp_path, tiny_mask_models):
     Image.fromarray(img).save(folder / "a.png")
     img[3, 3] = (9, 9, 9)
     Image.fromarray(img).save(folder / "b.png")
-    result = piti("sample", "--cond", str(folder), "--base", str(base), "--upsampler", str(up), "--out", str(tmp_path / "o"))
+    # --strict: an unusable file of the folder refuses the whole run (without it: skipped, listed)
+    result = piti("sample", "--cond", str(folder), "--base", str(base), "--upsampler", str(up), "--out", str(tmp_path / "o"),
+                  "--strict")
     assert result.returncode == 1
     assert "b.png: colour (9, 9, 9) is not in the coco-stuff palette" in result.stderr
     assert "Traceback" not in result.stderr
@@ -82,3 +84,25 @@ def test_edit_from_the_cli(tmp_path, tiny_mask_models, reference_dir):
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["edited.png", "reconstruction.png"]
     for name in ("edited", "reconstruction"):
         assert Image.open(tmp_path / "e" / f"{name}.png").size == (64, 64)
+
+
+def test_json_output_and_a_rerun_that_keeps_everything(tmp_path, tiny_mask_models):
+    base, up = tiny_mask_models
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(mask)
+    args = ["sample", "--cond", str(mask), "--base", str(base), "--base-only", "--steps", "2", "--precision", "fp32",
+            "--out", str(tmp_path / "o"), "--json"]
+    first, second = piti(*args), piti(*args)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert a["written"] == [str(tmp_path / "o" / "m.png")] and a["kept"] == [] and a["precision"] == "fp32"
+    assert b["written"] == [] and b["kept"] == a["written"] and b["sidecar"] == str(tmp_path / "o" / "piti_sample.json")
+    assert isinstance(a["seconds"], float)
+
+
+def test_a_real_base_without_upsampler_is_one_line_naming_the_registry_id(tmp_path, tiny_mask_models):
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(mask)
+    result = piti("sample", "--cond", str(mask), "--base", str(tiny_mask_models[0]), "--out", str(tmp_path / "o"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "add --upsampler piti-upsample-mask, or --base-only" in result.stderr

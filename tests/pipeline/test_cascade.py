@@ -1,3 +1,6 @@
+import copy
+
+import pytest
 import torch
 
 from piti_cli.checkpoints.convert import load_model
@@ -35,14 +38,52 @@ def test_cascade_shapes_and_seed_determinism(tiny_mask_models):
     assert torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
 
 
-def test_prepare_puts_cpu_weights_channels_last_without_changing_outputs(tiny_mask_models):
+def _prepared_matches_loaded(path, size, batch):
     from piti_cli.pipeline.cascade import prepare
 
-    reference = load_model(tiny_mask_models[0])[0].eval()
-    prepared = prepare(load_model(tiny_mask_models[0])[0], torch.device("cpu"), "fp32")
-    conv = prepared.decoder.input_blocks[0][0].weight
-    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    torch.manual_seed(0)
-    x, cond, t = torch.randn(2, 3, 64, 64), torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([10, 900])
-    with torch.no_grad():
-        torch.testing.assert_close(prepared(x, t, cond), reference(x, t, cond), rtol=1e-5, atol=1e-5)
+    reference = load_model(path)[0].eval()
+    prepared = prepare(copy.deepcopy(reference), torch.device("cpu"), "fp32")
+    assert prepared.decoder.input_blocks[0][0].weight.is_contiguous()
+    g = torch.Generator().manual_seed(0)
+    x, cond = torch.randn(batch, 3, size, size, generator=g), torch.rand(batch, 3, 64, 64, generator=g) * 2 - 1
+    low = torch.rand(batch, 3, 64, 64, generator=g) * 2 - 1 if size == 256 else None
+    t = torch.tensor([10, 900][:batch])
+    with torch.no_grad():  # the same layout, so the same kernels: bit-identical
+        assert torch.equal(prepared(x, t, cond, low_res=low), reference(x, t, cond, low_res=low))
+    return reference
+
+
+def test_prepare_keeps_fp32_faithful_and_bf16_channels_last(tiny_mask_models):
+    from piti_cli.pipeline.cascade import prepare
+
+    reference = _prepared_matches_loaded(tiny_mask_models[0], 64, 2)
+    fast = prepare(reference, torch.device("cpu"), "bf16")
+    assert fast.decoder.input_blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.slow
+def test_prepare_keeps_fp32_upsampler_faithful(tiny_mask_models):
+    _prepared_matches_loaded(tiny_mask_models[1], 256, 1)
+
+
+@pytest.mark.slow
+def test_guidance_interval_skips_the_null_half_outside(tiny_mask_models):
+    from piti_cli.diffusion.respace import space_timesteps
+
+    model, _ = load_model(tiny_mask_models[0])
+    batches = []
+    model.decoder.register_forward_hook(lambda mod, args, out: batches.append(out.shape[0]))
+    cond = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    steps = model.config.diffusion.steps
+    net_t = [k * 1000.0 / steps for k in reversed(space_timesteps(steps, "4"))]
+    lo, hi = 150.0, 650.0
+    runs = {}
+    for interval in (None, (0.0, 1000.0), (lo, hi)):
+        batches.clear()
+        settings = StageSettings(sampler="ddim", steps="4", guidance=2.0, guidance_interval=interval)
+        runs[interval] = sample_stage(model, cond, settings, torch.Generator().manual_seed(3))
+        expected = [2 if interval is None or interval[0] <= t <= interval[1] else 1 for t in net_t]
+        assert batches == expected
+    assert 1 in batches and 2 in batches
+    assert torch.equal(runs[None], runs[(0.0, 1000.0)])
+    assert not torch.equal(runs[None], runs[(lo, hi)])

@@ -1,0 +1,65 @@
+"""Sampling split over processes (`torchrun --nproc-per-node N -m piti_cli sample ...`).
+
+torchrun's environment (RANK, WORLD_SIZE, ...) puts each process in a group (NCCL on GPUs,
+gloo on CPUs) through `piti_cli.train.distributed`; one process is the same code with one
+rank. Every rank reads and checks all inputs, then takes every N-th pending picture and writes
+its own PNGs. `agree` is the one meeting point: all ranks report how their part went, and if
+one failed every rank stops with that rank's one-line message (rank 0 says it, the others
+stop quietly with `ShardStopped`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence, TypeVar
+
+import torch.distributed as dist
+
+from piti_cli.errors import PitiError
+from piti_cli.train.distributed import DistInfo, cleanup, setup
+
+T = TypeVar("T")
+
+
+class ShardStopped(PitiError):
+    """Another rank failed; rank 0 reports the failure, this rank exits without a message."""
+
+
+@contextlib.contextmanager
+def process_group(device_name: str) -> Iterator[tuple[DistInfo, object]]:
+    """(this rank, its device); leaves the group at the end if it joined one here."""
+    joined_here = not (dist.is_available() and dist.is_initialized())
+    info, device = setup(device_name)
+    try:
+        yield info, device
+    finally:
+        if joined_here and info.enabled:
+            cleanup()
+
+
+def my_part(items: Sequence[T], info: DistInfo) -> list[T]:
+    """Every `world_size`-th item from this rank's index: parts differ by at most one."""
+    return list(items[info.rank::info.world_size])
+
+
+def agree(info: DistInfo, error: BaseException | None) -> None:
+    """Meet all ranks; if any failed, stop every rank with the first failure (lowest rank).
+
+    Rank 0 raises it (its own error unchanged, another rank's as a `PitiError` naming the
+    rank); the other ranks raise `ShardStopped`, which the CLI ends without a message."""
+    if not info.enabled:
+        if error is not None:
+            raise error
+        return
+    message = None if error is None else (str(error) if isinstance(error, PitiError) else f"{type(error).__name__}: {error}")
+    messages: list = [None] * info.world_size
+    dist.all_gather_object(messages, message)
+    failed = [(rank, m) for rank, m in enumerate(messages) if m is not None]
+    if not failed:
+        return
+    rank, text = failed[0]
+    if not info.is_main:
+        raise ShardStopped(text) from error
+    if rank == 0:
+        raise error
+    raise PitiError(f"rank {rank}: {text}")

@@ -1,0 +1,204 @@
+"""Dataset-scale sampling: per-picture noise, resuming, provenance, pairing, the grid."""
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from piti_cli.data.palettes import coco_stuff_palette
+from piti_cli.errors import InputError
+from piti_cli.pipeline.cascade import StageSettings
+from piti_cli.pipeline.sample import SIDECAR, SampleJob, run_sample
+from piti_cli.runtime import cpu_has_bf16
+
+BASE = StageSettings(steps="3", guidance=2.0)
+UP = StageSettings(steps="2", guidance=1.0, init_scale=0.997)
+
+
+@pytest.fixture(scope="module")
+def masks(tmp_path_factory):
+    """Five small colour masks in the COCO-Stuff palette (64 px: the tiny encoder's size)."""
+    folder = tmp_path_factory.mktemp("masks")
+    rng = np.random.default_rng(0)
+    colours = coco_stuff_palette()[:6].astype(np.uint8)
+    for i in range(5):
+        labels = rng.integers(0, len(colours), (4, 4)).repeat(16, 0).repeat(16, 1)
+        Image.fromarray(colours[labels]).save(folder / f"m{i}.png")
+    return folder
+
+
+def job(tiny_mask_models, masks, out, **kw) -> SampleJob:
+    base, up = tiny_mask_models
+    settings = dict(cond=str(masks), out=Path(out), base=str(base), upsampler=str(up), base_settings=BASE,
+                    upsample_settings=UP, device="cpu", precision="fp32", base_only=True)
+    settings.update(kw)
+    return SampleJob(**settings)
+
+
+def pngs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_a_picture_is_the_same_at_any_batch_size_and_on_a_rerun(tiny_mask_models, masks, tmp_path):
+    """fp32 at one batch size, and bf16 (batch-invariant kernels on this CPU) at 1 and 4."""
+    one = run_sample(job(tiny_mask_models, masks, tmp_path / "a", batch_size=2, limit=3))
+    run_sample(job(tiny_mask_models, masks, tmp_path / "b", batch_size=2, limit=3))
+    assert len(one.images) == 3 and pngs(tmp_path / "a") == pngs(tmp_path / "b")
+    if not cpu_has_bf16():
+        pytest.skip("bf16 is emulated on this CPU; batch invariance measured only with native bf16")
+    for b in (1, 4):
+        run_sample(job(tiny_mask_models, masks, tmp_path / f"bf16-{b}", batch_size=b, precision="bf16", limit=4))
+    assert pngs(tmp_path / "bf16-1") == pngs(tmp_path / "bf16-4")
+
+
+def test_fp32_across_batch_sizes_differs_at_most_in_rounding(tiny_mask_models, masks, tmp_path):
+    """The noise is the same; fp32 CPU GEMMs change their last bit with the batch's row count."""
+    for b in (1, 4):
+        run_sample(job(tiny_mask_models, masks, tmp_path / str(b), batch_size=b, limit=4))
+    for name in pngs(tmp_path / "1"):
+        a, b = (np.asarray(Image.open(tmp_path / d / name), np.int16) for d in ("1", "4"))
+        assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01
+
+
+def test_a_killed_run_resumes_to_the_same_files(tiny_mask_models, masks, tmp_path):
+    full = run_sample(job(tiny_mask_models, masks, tmp_path / "full", batch_size=2, num_samples=2, limit=3))
+    def kill_after_first_batch(done, total, **fields):
+        if done > 2:  # in the second batch
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run_sample(job(tiny_mask_models, masks, tmp_path / "cut", batch_size=2, num_samples=2, limit=3),
+                   kill_after_first_batch)
+    assert sorted(p.name for p in (tmp_path / "cut").glob("*.png")) == ["m0_0.png", "m0_1.png"]
+    assert not (tmp_path / "cut" / SIDECAR).exists()
+    resumed = run_sample(job(tiny_mask_models, masks, tmp_path / "cut", batch_size=2, num_samples=2, limit=3))
+    assert [p.name for p in resumed.kept] == ["m0_0.png", "m0_1.png"] and len(resumed.images) == 4
+    assert pngs(tmp_path / "cut") == pngs(tmp_path / "full") and len(full.images) == 6
+
+
+def test_changed_settings_refuse_to_mix_and_overwrite_redoes(tiny_mask_models, masks, tmp_path):
+    out = tmp_path / "o"
+    run_sample(job(tiny_mask_models, masks, out, limit=2))
+    before = pngs(out)
+    with pytest.raises(InputError) as err:
+        run_sample(job(tiny_mask_models, masks, out, limit=2, seed=1))
+    assert str(err.value) == (f"{out / 'm0.png'}: was made with other settings (seed differs); "
+                              "rerun with --overwrite to redo it, or choose another --out")
+    changed = job(tiny_mask_models, masks, out, limit=2, base_settings=replace(BASE, guidance=3.0))
+    with pytest.raises(InputError, match=r"m0.png: was made with other settings \(base.guidance differs\)"):
+        run_sample(changed)
+    assert pngs(out) == before  # refusing wrote nothing
+    redone = run_sample(job(tiny_mask_models, masks, out, limit=2, seed=1, overwrite=True))
+    fresh = run_sample(job(tiny_mask_models, masks, tmp_path / "fresh", limit=2, seed=1))
+    assert len(redone.images) == 2 and pngs(out) == pngs(tmp_path / "fresh") != before
+    assert len(fresh.images) == 2
+
+
+def test_pngs_carry_their_settings_and_the_record_keeps_every_run(tiny_mask_models, masks, tmp_path):
+    base, up = tiny_mask_models
+    out = tmp_path / "o"
+    run_sample(job(tiny_mask_models, masks, out, limit=2, base_only=False, seed=5))
+    run_sample(job(tiny_mask_models, masks, out, limit=3, base_only=False, seed=5))
+    with Image.open(out / "m1.png") as im:
+        assert im.size == (256, 256)
+        record = json.loads(im.text["piti"])
+    from piti_cli import __version__
+
+    assert (record["condition"], record["sample_index"], record["seed"]) == ("m1", 0, 5)
+    assert record["base"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
+    assert record["upsampler"]["sha256"] == hashlib.sha256(up.read_bytes()).hexdigest()
+    assert (record["base"]["steps"], record["base"]["guidance"], record["base"]["sampler"]) == ("3", 2.0, "ancestral")
+    assert (record["upsampler"]["steps"], record["upsampler"]["init_scale"]) == ("2", 0.997)
+    assert record["precision"] == "fp32" and record["piti_version"] == __version__
+    sidecar = json.loads((out / SIDECAR).read_text())
+    assert [r["written"] for r in sidecar["runs"]] == [["m0.png", "m1.png"], ["m2.png"]]
+    assert [r["kept"] for r in sidecar["runs"]] == [[], ["m0.png", "m1.png"]]
+    assert sidecar["pictures"] == {"m0.png": 0, "m1.png": 0, "m2.png": 1}
+
+
+def test_grid_shows_each_condition_beside_its_samples(tiny_mask_models, masks, tmp_path):
+    out = tmp_path / "g"
+    run_sample(job(tiny_mask_models, masks, out, limit=2, num_samples=2, grid=True))
+    grid = np.asarray(Image.open(out / "grid.png"))
+    assert grid.shape == (2 * 64, 3 * 64, 3)
+    for r in range(2):
+        cells = [grid[r * 64:(r + 1) * 64, c * 64:(c + 1) * 64] for c in range(3)]
+        assert np.array_equal(cells[0], np.asarray(Image.open(masks / f"m{r}.png").convert("RGB")))
+        for k in range(2):
+            assert np.array_equal(cells[k + 1], np.asarray(Image.open(out / f"m{r}_{k}.png")))
+
+
+def test_a_real_base_needs_its_upsampler(tiny_mask_models, tiny_sketch_base, masks, tmp_path):
+    with pytest.raises(InputError, match=r"base.pt: a real base model needs its own upsampler .* "
+                                         r"add --upsampler piti-upsample-mask, or --base-only"):
+        run_sample(job(tiny_mask_models, masks, tmp_path / "a", base_only=False, upsampler=None))
+    with pytest.raises(InputError, match="add --upsampler piti-upsample-sketch"):
+        run_sample(job(tiny_mask_models, masks, tmp_path / "b", base_only=False, upsampler=None,
+                       base=str(tiny_sketch_base)))
+    with pytest.raises(InputError, match=r"up.pt: the bundled demo model .* is used only with its demo upsampler"):
+        run_sample(job(tiny_mask_models, masks, tmp_path / "c", base_only=False, base=None))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, world: int, port: int, jobs: list, results: Path) -> None:
+    """One torchrun-like process: the env-based init torchrun gives, then `run_sample`."""
+    from piti_cli.errors import PitiError
+    from piti_cli.pipeline.shard import ShardStopped
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        result = run_sample(jobs[rank])
+        outcome = {"images": [p.name for p in result.images], "sidecar": result.sidecar is not None}
+    except (PitiError, ShardStopped) as err:
+        outcome = {"error": type(err).__name__, "message": str(err)}
+    (results / f"rank{rank}.json").write_text(json.dumps(outcome))
+
+
+def _spawn(jobs: list, tmp_path: Path) -> list[dict]:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank, args=(len(jobs), _free_port(), jobs, tmp_path), nprocs=len(jobs), join=True)
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(len(jobs))]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_write_the_same_pictures_as_one(tiny_mask_models, masks, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank runs: fp32 CPU kernels split their sums by thread count
+    try:
+        run_sample(job(tiny_mask_models, masks, tmp_path / "one", batch_size=2, base_only=False, limit=3))
+    finally:
+        torch.set_num_threads(threads)
+    shared = job(tiny_mask_models, masks, tmp_path / "two", batch_size=2, base_only=False, limit=3)
+    outcomes = _spawn([shared, shared], tmp_path)
+    assert pngs(tmp_path / "two") == pngs(tmp_path / "one") and len(pngs(tmp_path / "one")) == 3
+    assert outcomes[0] == {"images": ["m0.png", "m1.png", "m2.png"], "sidecar": True}  # rank 0 lists all
+    assert outcomes[1] == {"images": ["m1.png"], "sidecar": False}
+    record = json.loads((tmp_path / "two" / SIDECAR).read_text())
+    assert len(record["runs"]) == 1 and record["runs"][0]["world_size"] == 2
+    assert record["pictures"] == {"m0.png": 0, "m1.png": 0, "m2.png": 0}
+
+
+@pytest.mark.slow
+def test_one_ranks_bad_input_stops_every_rank_with_one_message(tiny_mask_models, masks, tmp_path):
+    good = job(tiny_mask_models, masks, tmp_path / "o", limit=2)
+    bad = replace(good, cond=str(tmp_path / "missing"))
+    outcomes = _spawn([good, bad], tmp_path)
+    assert outcomes[0] == {"error": "PitiError", "message": f"rank 1: {tmp_path / 'missing'}: no such file or folder"}
+    assert outcomes[1]["error"] == "ShardStopped"
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
