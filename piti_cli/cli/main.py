@@ -70,7 +70,7 @@ app = typer.Typer(
     help="Pretraining-based image-to-image translation (PITI) on GLIDE: "
     "prepare data, finetune, sample and evaluate.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # piti --install-completion [bash|zsh|fish|powershell]
     pretty_exceptions_enable=False,
     # Plain click rendering (public Typer option): usage errors are one plain line
     # (`Error: Invalid value for '--x': ...`), help is plain text that pipes well.

@@ -53,21 +53,22 @@ def build_extractor(
     """The built-in feature network of `kind`, its weights found and verified (`networks`)."""
     if kind not in KINDS:
         raise InputError(f"unknown feature network {kind!r}; choose inception or clip")
-    if kind == "inception":
-        found = networks.find_weights(networks.INCEPTION_ID, weights, weights_dir)
-        net = networks.load_inception(found.path).to(device)
-        return FeatureExtractor(
-            kind="inception", name="inception-2015-12-05", dim=2048, weights_sha256=found.sha256,
-            preprocessing=images.CLEAN_DESCRIPTION, preprocess=images.clean_resize, network=net,
-            device=device, weights_file=str(found.path),
-        )
-    found = networks.find_weights(networks.CLIP_ID, weights, weights_dir)
-    net = networks.load_clip_visual(found.path).to(device)
+    registry_id, load, name, dim, description, preprocess = _NETWORKS[kind]
+    found = networks.find_weights(registry_id, weights, weights_dir)
     return FeatureExtractor(
-        kind="clip", name="clip-vit-b-32", dim=512, weights_sha256=found.sha256,
-        preprocessing=images.CLIP_DESCRIPTION, preprocess=images.clip_preprocess, network=net,
-        device=device, weights_file=str(found.path),
+        kind=kind, name=name, dim=dim, weights_sha256=found.sha256, preprocessing=description,
+        preprocess=preprocess, network=load(found.path).to(device), device=device,
+        weights_file=str(found.path),
     )
+
+
+# kind -> (registry id, loader, feature net name, feature dim, preprocessing text, preprocess)
+_NETWORKS = {
+    "inception": (networks.INCEPTION_ID, networks.load_inception, "inception-2015-12-05", 2048,
+                  images.CLEAN_DESCRIPTION, images.clean_resize),
+    "clip": (networks.CLIP_ID, networks.load_clip_visual, "clip-vit-b-32", 512,
+             images.CLIP_DESCRIPTION, images.clip_preprocess),
+}
 
 
 def extract_features(

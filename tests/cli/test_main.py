@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,11 @@ def test_root_has_debug_and_usage_errors_are_plain_text():
     assert result.returncode == 2 and "╭" not in result.stderr  # no rich panel around the message
     assert "Error: Invalid value for '--eta': nan is not a finite number" in result.stderr.splitlines()
     assert "--debug" in _run("--help").stdout
+
+
+def test_shell_completion_script_is_offered():
+    piti = os.path.join(os.path.dirname(sys.executable), "piti")  # the console script pip installed
+    command = [piti] if os.path.exists(piti) else [sys.executable, "-m", "piti_cli"]
+    result = subprocess.run([*command, "--show-completion", "bash"], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
+    assert result.returncode == 0 and "complete -o default -F" in result.stdout

@@ -23,5 +23,5 @@ def test_interval_and_3m_reach_the_sidecar(tmp_path, tiny_sketch_base, reference
                   "--sampler", "dpmpp-3m", "--steps", "5", "--guidance", "3", "--guidance-interval", "100,600.5",
                   "--out", str(tmp_path / "o"))
     assert result.returncode == 0, result.stderr
-    base = json.loads((tmp_path / "o" / "piti_sample.json").read_text())["base"]
+    base = json.loads((tmp_path / "o" / "piti_sample.json").read_text())["runs"][-1]["base"]
     assert base["guidance_interval"] == [100.0, 600.5] and base["sampler"] == "dpmpp-3m"
