@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from piti_cli.errors import CheckpointError, one_line
 from piti_cli.io_utils import atomic_path
@@ -66,8 +70,6 @@ def _torch_load(path: Path) -> Any:
 
 
 def _safetensors_load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
@@ -94,8 +96,6 @@ def _config(path: Path, data: Any, where: str) -> ModelConfig:
 def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
     """Names of the floating-point tensors holding NaN or ±inf. Checked with numpy: one
     torch op per tensor costs milliseconds of thread-pool overhead, numpy microseconds."""
-    import numpy as np
-
     bad = []
     for name, value in state.items():
         if value.is_floating_point():
@@ -164,8 +164,6 @@ def _sort_safetensors_metadata(path: Path) -> None:
     rewrite the header with sorted keys so the same weights always give the same bytes (and
     the same sha256 in the manifest). The header keeps its length (same keys and values,
     space-padded as the format allows)."""
-    import struct
-
     with open(path, "r+b") as f:
         size = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(size))
@@ -190,8 +188,6 @@ def save_checkpoint(
     state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
             metadata = {k: str(v) for k, v in (extra or {}).items()}
             if config is not None:
                 metadata["piti_config"] = json.dumps(config.to_dict())

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from piti_cli.checkpoints import hash_cache
 from piti_cli.errors import InputError, OfflineError, PitiError
 from piti_cli.home import piti_home
 
@@ -115,8 +116,6 @@ def sha256_file(path: Path, progress: Callable[[int, int], None] | None = None, 
     """The sha256 of a file. With `cached`, a hash computed before for the same path, size,
     mtime and inode is reused (`hash_cache`); `cached=False` reads the file (and refreshes
     the cache)."""
-    from piti_cli.checkpoints import hash_cache
-
     key, before = hash_cache.stamp(path)
     if cached and (hit := hash_cache.lookup(key, before)):
         if progress:
@@ -196,8 +195,6 @@ def fetch(
         raise PitiError(f"{entry.id}: checksum mismatch after download (got {digest[:12]}…, "
                         f"expected {entry.sha256[:12]}…); the partial file was removed")
     os.replace(part, target)
-    from piti_cli.checkpoints import hash_cache
-
     hash_cache.store(*hash_cache.stamp(target), digest)  # the first `piti sample` need not re-read it
     return target
 

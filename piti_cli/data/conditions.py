@@ -14,6 +14,7 @@ the 8-bit picture the official preprocessing saved).
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from piti_cli.data.images import to_unit
@@ -72,8 +73,6 @@ def normal_to_rgb(normal: np.ndarray) -> np.ndarray:
 
 def sketch_distance(edges: np.ndarray) -> np.ndarray:
     """(H, W) binary edge map (non-zero = edge) -> uint8 L1 distance to the nearest edge, <= 255."""
-    import cv2
-
     background = np.where(np.asarray(edges) > 0, 0, 255).astype(np.uint8)
     dist = cv2.distanceTransform(background, cv2.DIST_L1, 3)
     return np.clip(dist, 0, 255).astype(np.uint8)

@@ -28,6 +28,11 @@ Datasets (N = count, chunked one sample per chunk)
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+
+from piti_cli.errors import InputError
 FORMAT_NAME = "piti-pack"
 FORMAT_VERSION = 1
 SIZE = 256
@@ -73,12 +78,6 @@ def validate_open_pack(f, path) -> dict:
     missing or malformed attribute, a missing dataset, a dataset with fewer rows than `count`
     or with the wrong per-sample shape or dtype, a mask pack without its palette.
     """
-    import json
-
-    import numpy as np
-
-    from piti_cli.errors import InputError
-
     attrs = dict(f.attrs)
     if attrs.get("format") != FORMAT_NAME:
         raise InputError(f"{path}: not a piti pack (format={attrs.get('format')!r})")

@@ -16,8 +16,10 @@ from piti_cli.data.images import resize_nearest_chw
 from piti_cli.diffusion import samplers
 from piti_cli.diffusion.guidance import classifier_free
 from piti_cli.diffusion.respace import make_process
+from piti_cli.errors import PitiError
 from piti_cli.models.encoder import ConditionEmbedding
 from piti_cli.models.piti import PitiModel
+from piti_cli.pipeline.progress import offset
 from piti_cli.runtime import PRECISIONS
 
 SAMPLERS = ("ancestral", "ddim", "dpmpp-2m", "dpmpp-3m")
@@ -74,8 +76,6 @@ def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel
     nothing on the full presets (1.01×), so only bf16 on the CPU goes channels-last, where
     oneDNN's convolutions over few channels run 1.2–1.5× faster (the demo models;
     benchmarks/sampling.py)."""
-    from piti_cli.errors import PitiError
-
     if precision not in PRECISIONS:
         raise PitiError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
@@ -192,8 +192,6 @@ def sample_cascade(
     `noise(stage)` ("base", "upsampler") gives a stage's `RowNoise` (x_T and every step's
     noise per picture); without it both stages draw from `generator`. `progress` counts the
     steps of both stages, base first."""
-    from piti_cli.pipeline.progress import offset
-
     base_steps = len(stage_process(base, base_settings).timestep_map)
     up_steps = len(stage_process(upsampler, upsample_settings).timestep_map) if upsampler else 0
     total = base_steps + up_steps

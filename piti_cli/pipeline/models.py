@@ -7,7 +7,10 @@ is refused with the registry id to use (by the base's input kind), or `--base-on
 
 from __future__ import annotations
 
+from piti_cli.checkpoints.convert import load_model
+from piti_cli.checkpoints.registry import get_entry, resolve, sha256_file
 from piti_cli.errors import InputError
+from piti_cli.models.piti import PitiModel
 
 # Registry ids of the small models piti ships (used when no checkpoint is given).
 DEFAULT_BASE = "piti-demo-base"
@@ -18,10 +21,6 @@ UPSAMPLER_FOR_KIND = {"mask": "piti-upsample-mask", "sketch": "piti-upsample-ske
 
 def load_stage(spec: str, weights_dir, role: str):
     """(model, {path, sha256, preset}) for a checkpoint path or registry id in `role`."""
-    from piti_cli.checkpoints.convert import load_model
-    from piti_cli.checkpoints.registry import resolve, sha256_file
-    from piti_cli.models.piti import PitiModel
-
     path = resolve(spec, weights_dir)
     model, config = load_model(path)
     if not isinstance(model, PitiModel):
@@ -33,8 +32,6 @@ def load_stage(spec: str, weights_dir, role: str):
 
 def is_demo(info: dict, entry_id: str) -> bool:
     """Whether a loaded file is the bundled demo file `entry_id` (by its sha256)."""
-    from piti_cli.checkpoints.registry import get_entry
-
     return info["sha256"] == get_entry(entry_id).sha256
 
 

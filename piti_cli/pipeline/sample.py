@@ -12,6 +12,7 @@ the same folder keeps the finished pictures whose settings match and does the re
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from piti_cli import __version__
 from piti_cli.data.images import condition_picture, make_grid, read_image, resize_nearest, save_png, to_uint8
+from piti_cli.diffusion.respace import space_timesteps
 from piti_cli.errors import InputError
 from piti_cli.pipeline import provenance, shard
 from piti_cli.pipeline.cascade import (
@@ -91,8 +94,6 @@ class Picture:
 
 
 def _check_settings(job: SampleJob) -> None:
-    from piti_cli.diffusion.respace import space_timesteps
-
     for flag, settings in (("--steps", job.base_settings), ("--upsample-steps", job.upsample_settings)):
         try:
             space_timesteps(1000, settings.steps)
@@ -136,8 +137,6 @@ class _Plan:
         self.upsampler = prepare(up, device, self.precision) if up is not None else None
 
     def record(self, picture: Picture) -> dict:
-        from piti_cli import __version__
-
         job = self.job
         return {
             "condition": picture.condition.name, "condition_sha256": self.digests[picture.condition.name],
@@ -175,8 +174,6 @@ class _Plan:
 
 def _jsonable(record: dict) -> dict:
     """The record as it reads back from JSON (tuples become lists)."""
-    import json
-
     return json.loads(json.dumps(record))
 
 
@@ -264,8 +261,6 @@ def _grid(plan: _Plan) -> np.ndarray:
 
 
 def _run_entry(plan: _Plan, info, started_at: datetime, result: SampleResult) -> dict:
-    from piti_cli import __version__
-
     job = plan.job
     settings = {k: v for k, v in asdict(job).items() if k not in ("base_settings", "upsample_settings", "out")}
     return _jsonable({
