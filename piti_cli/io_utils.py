@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -15,17 +14,8 @@ from filelock import FileLock, Timeout
 from piti_cli.errors import PitiError
 
 LOCK_NAME = ".piti.lock"
-_umask_lock = threading.Lock()
 # Output folders of the runs in progress, most recent last (the CLI names them on an interrupt).
 active_outputs: list[Path] = []
-
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it; a lock keeps threads from racing)."""
-    with _umask_lock:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
@@ -34,17 +24,20 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
     A crash, an exception or a signal leaves the old `target` untouched and removes the
     temporary file, so a checkpoint or packed dataset is never half-written. The final file
-    gets the permissions the umask gives a new file (0644 under umask 022), not mkstemp's 0600.
+    gets the permissions the umask gives a new file (0644 under umask 022).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp_path = Path(tmp)
+    # The name is known before the file exists, so the cleanup below covers every moment after
+    # it is created, an interrupt included. os.open applies the umask (0644 under umask 022).
+    tmp_path = owned = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-    finally:
+        try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # another file holds this random name: not ours to remove
+            owned = None
+            raise
         os.close(fd)
-    try:
         yield tmp_path
         os.replace(tmp_path, target)
     except OSError as err:
@@ -52,8 +45,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             raise OSError(err.errno, err.strerror, str(target)) from err
         raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+        if owned is not None:
+            with contextlib.suppress(FileNotFoundError):
+                owned.unlink()
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
