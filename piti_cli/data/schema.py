@@ -62,9 +62,6 @@ ARRAY_SPECS: dict[str, tuple[tuple[int, ...], str]] = {
     "conditions/normal": ((SIZE, SIZE, 3), "float32"),
 }
 
-# channels of the model condition tensor per kind
-CONDITION_CHANNELS = {"mask": 3, "sketch": 1, "rgb": 3, "depth": 6}
-
 
 def condition_paths(kind: str) -> tuple[str, ...]:
     """HDF5 paths of the arrays that make up one stored condition of `kind`."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from piti_cli.data.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
-from piti_cli.data.images import read_image
+from piti_cli.data.images import read_image, to_unit
 from piti_cli.errors import CheckpointError, InputError, OfflineError
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -116,7 +116,7 @@ def lpips_diversity(
             shapes = {im.shape for im in imgs}
             if len(shapes) != 1:
                 raise InputError(f"{files[0].parent}: samples of condition {name!r} differ in size ({sorted(shapes)})")
-            tensor = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
+            tensor = torch.from_numpy(np.stack([to_unit(im) for im in imgs])).to(device)
             values = []
             pairs = pairs_by_group[name]
             for start in range(0, len(pairs), batch_size):

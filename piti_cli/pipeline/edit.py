@@ -27,6 +27,7 @@ from piti_cli.pipeline.cascade import (
     stage_process,
 )
 from piti_cli.pipeline.inputs import load_conditions
+from piti_cli.pipeline.progress import offset
 from piti_cli.pipeline.sample import DEFAULT_BASE, DEFAULT_UPSAMPLER, _load
 from piti_cli.runtime import resolve_device
 
@@ -68,8 +69,10 @@ def edit(
     size = model.config.unet.image_size
     if noise is None:
         noise = torch.randn((cond.shape[0], 3, size, size), generator=generator, device=generator.device)
-    original = sample_stage(model, cond, settings, generator, noise=noise, progress=progress)
-    edited = sample_stage(model, edited_cond, settings, generator, noise=noise, progress=progress)
+    steps = len(stage_process(model, settings).timestep_map)  # one count over both runs
+    original = sample_stage(model, cond, settings, generator, noise=noise, progress=offset(progress, 0, 2 * steps))
+    edited = sample_stage(model, edited_cond, settings, generator, noise=noise,
+                          progress=offset(progress, steps, 2 * steps))
     return original, edited
 
 
@@ -112,8 +115,11 @@ def run_edit(
     cond_a = torch.from_numpy(a.array)[None].to(dev)
     cond_b = torch.from_numpy(b.array)[None].to(dev)
     generator = torch.Generator(dev).manual_seed(seed)
-    noise = invert(model, photo.to(dev), cond_a, settings, progress) if photo is not None else None
-    images = dict(zip(("original", "edited"), edit(model, cond_a, cond_b, settings, generator, noise, progress)))
+    steps = len(stage_process(model, ddim_settings(settings)).timestep_map)
+    runs = 3 if photo is not None else 2  # (inversion,) original, edited: one progress count
+    noise = invert(model, photo.to(dev), cond_a, settings, offset(progress, 0, runs * steps)) if photo is not None else None
+    sampling = offset(progress, (runs - 2) * steps, runs * steps)
+    images = dict(zip(("original", "edited"), edit(model, cond_a, cond_b, settings, generator, noise, sampling)))
     if photo is not None:
         images["reconstruction"] = images.pop("original")  # the photo regenerated from its x_T
     if up is not None:
