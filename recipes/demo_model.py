@@ -1,24 +1,31 @@
-"""Train the small demonstration models that ship in `weights/` (piti-demo-base, piti-demo-upsample).
+"""PITI in miniature: the bundled demo models (piti-demo-base, piti-demo-upsample), made the
+paper's way — pretrain a tiny GLIDE on captions, convert it, finetune in two stages — with the
+ablation the paper reports (the same finetuning from random weights).
 
-One command, resumable (rerun it after an interruption; finished stages are skipped, training
-continues from its last checkpoint and keeps its time budget):
+One command, resumable (rerun it after an interruption: finished phases are skipped, training
+continues from its last checkpoint and keeps its time budget, measurements are cached):
 
-    python -m recipes.demo_model                   # 2-core CPU: 30 + 35 + 15 min training, ~26 min evaluation
-    python -m recipes.demo_model --base-minutes 5 --upsample-minutes 5 --upsample-high-noise-minutes 2 --out /tmp/demo  # a quick look
+    python -m recipes.demo_model                       # 2-core CPU: about 100 minutes
+    python -m recipes.demo_model --scale 0.05 --out /tmp/demo --weights /tmp/demo/weights  # a quick look
 
-Both shipped files come from this command on a 2-core CPU. The upsampler trains on random
-128² crops in bf16 autocast (`--crop-size 128 --precision bf16`): a step costs ~1.2 s instead
-of ~6 s for whole 256² pictures in fp32 (1800 steps in phase 1, 800 in phase 2).
+Phases (minutes of training on a 2-core CPU, `--scale` multiplies them all):
 
-1. procedural scenes (`piti_cli.data.scenes`): four COCO-Stuff classes (sky-other, grass,
-   wall-brick, sand), each with its own colour and texture, drawn under random colour masks;
-2. tiny random-initialised GLIDE files (the demo has no pretrained prior: it is trained from
-   scratch with piti's own training loop, stage `joint`);
-3. `piti finetune` (base 64×64) and `piti upsample-train` (64→256 on 128² crops, BSR
-   degradations, PatchGAN; no perceptual loss, whose VGG weights cannot be fetched offline);
-4. EMA export to `weights/*.safetensors`, example masks to `examples/mask/`, manifest sha256s;
-5. the alignment number: fraction of generated pixels whose colour is the class under the mask,
-   trained vs untrained.
+1. scenes (`piti_cli.data.scenes`): 1024 for training, 32 held out, each with a caption — the
+   class names of a 4 × 4 grid of the scene, the tiny text encoder's 16 tokens;
+2. pretraining, GLIDE's way (`--stage pretrain`: a GLIDE model on captions, text transformer
+   included): the tiny base (`glide-base-tiny`) and the tiny upsampler (`glide-upsample-tiny`);
+3. GLIDE → PITI, as users do it with `base.pt`: the pretrained tiny GLIDE is converted (decoder
+   kept, text side replaced by a fresh mask encoder), stage 1 trains the encoder alone
+   (decoder frozen), stage 2 everything;
+4. the ablation: the same finetuning budget (stage 1 + stage 2 minutes, all of it joint) from
+   a randomly initialised decoder;
+5. `upsample-train` from the pretrained tiny upsampler (BSR degradations, PatchGAN);
+6. export (EMA), example masks, manifest sha256s;
+7. evaluation with the README's first command's settings, on the 32 held-out masks:
+   mask agreement (pixels whose nearest class colour is the class under the mask) at 64 and
+   256 px, the colour the pictures keep, `piti edit` on an example, and the ablation.
+
+`runs/demo/report.json` holds every number and each phase's minutes; the log prints them.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from piti_cli.checkpoints.convert import load_model
@@ -39,84 +45,162 @@ from piti_cli.checkpoints.io import save_checkpoint
 from piti_cli.checkpoints.registry import MANIFEST, sha256_file
 from piti_cli.data.images import read_image, to_unit
 from piti_cli.data.reader import PackedDataset
-from piti_cli.data.scenes import MASK_COLOURS, colour_accuracy, make_scenes, write_pack
+from piti_cli.data.scenes import (
+    CLASS_COLOURS, MASK_COLOURS, caption, colour_accuracy, colour_kept, make_scenes, render, write_pack,
+)
 from piti_cli.io_utils import atomic_write_text
 from piti_cli.models.config import get_preset
 from piti_cli.models.piti import build_model
-from piti_cli.pipeline.cascade import BASE_DEFAULTS, UPSAMPLE_DEFAULTS, prepare, quantize_8bit, sample_stage
+from piti_cli.diffusion import samplers
+from piti_cli.diffusion.guidance import classifier_free
+from piti_cli.diffusion.respace import make_process
+from piti_cli.models.unet import UNet
+from piti_cli.pipeline.cascade import BASE_DEFAULTS
+from piti_cli.pipeline.edit import run_edit
 from piti_cli.pipeline.sample import SampleJob, run_sample
 from piti_cli.train.config import TrainConfig
-from piti_cli.train.data import model_condition
+from piti_cli.train.data import model_condition, model_image
 from piti_cli.train.state import export_ema, initial_model
 from recipes.harness import sample, scene_base_config, train_for
 
 REPO = Path(__file__).resolve().parents[1]
+EVAL_COUNT = 32
+# The README's first command: `piti sample --cond examples/mask --out samples --guidance 3 --steps 100`
+README_BASE = dataclasses.replace(BASE_DEFAULTS, guidance=3.0, steps="100")
+MINUTES = {  # training minutes per phase on a 2-core CPU
+    "pretrain_base": 22.0, "pretrain_upsample": 18.0, "stage1": 4.0, "stage2": 18.0, "upsample": 10.0,
+}
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def upsampler_fidelity(up_file: Path, pack, count: int = 32) -> dict:
-    """PSNR (dB) of the upsampler's 256-px output against the real pictures, from their
-    bicubic 64-px versions (8-bit, as the cascade hands them over), and of bicubic upsampling."""
-    model = prepare(load_model(up_file)[0], torch.device("cpu"), "bf16")
-    scores = {"upsampler": [], "bicubic": []}
-    for lo in range(0, count, 8):
-        items = [pack[i] for i in range(lo, min(lo + 8, count))]
-        truth = torch.stack([it["image"] for it in items])
-        low = quantize_8bit(F.interpolate(truth, size=(64, 64), mode="bicubic", antialias=True))
-        cond = torch.stack([it["condition"] for it in items])
-        outputs = {"upsampler": sample_stage(model, cond, UPSAMPLE_DEFAULTS, torch.Generator().manual_seed(lo),
-                                             low_res=low.to(torch.bfloat16)),
-                   "bicubic": F.interpolate(low, size=(256, 256), mode="bicubic", align_corners=False)}
-        for name, x in outputs.items():
-            mse = (x.float().clamp(-1, 1) - truth).square().flatten(1).mean(1)
-            scores[name] += (10 * torch.log10(4.0 / mse)).tolist()  # peak-to-peak 2 in [-1, 1]
-    return {name: float(np.mean(v)) for name, v in scores.items()}
+def upsample_run(data, run_dir, init, **changes) -> TrainConfig:
+    """The upsampler's runs: random 128² crops (a quarter of the cost of whole 256² pictures;
+    the network is convolutional apart from its 16² attention), BSR-degraded 32² low-res
+    inputs, fp32 — at t near 999 the linear schedule's x0 = (x_t − √(1−ᾱ)ε̂)/√ᾱ multiplies
+    an ε error by up to 150, more than bf16's 3 significant digits leave room for."""
+    cfg = TrainConfig(
+        data=str(data), run_dir=str(run_dir), init=str(init), input_kind="mask", stage="joint", upsampler=True,
+        batch_size=4, lr=2e-4, ema_rates=(0.995,), uncond_p=0.0, timestep_sampler="uniform", perceptual="none",
+        max_steps=0, log_every=10, save_every=50, keep_checkpoints=1, device="cpu", seed=0, crop_size=128)
+    return dataclasses.replace(cfg, **changes)
 
 
-def end_to_end(eval_pack: Path, base_file: Path, up_file: Path, folder: Path, masks: np.ndarray) -> dict:
-    """The README command's settings on the first END_TO_END held-out masks."""
-    job = SampleJob(cond=f"{eval_pack}:0-{END_TO_END}", out=folder, base=str(base_file), upsampler=str(up_file),
-                    base_settings=dataclasses.replace(BASE_DEFAULTS, guidance=3.0, steps="100"),
-                    device="cpu", precision="bf16")
+# ---------------------------------------------------------------------------- measurements
+
+def base_agreement(model_file: Path, eval_pack: Path, masks: np.ndarray, count: int | None = None) -> float:
+    """64-px agreement of a base model alone (fp32), with the README command's base settings,
+    on the first `count` held-out masks (default all)."""
+    model, _ = load_model(model_file)
+    ds = PackedDataset(eval_pack, as_tensors=True)
+    n = len(ds) if count is None else min(count, len(ds))
+    conds = torch.stack([model_condition(ds[i]["condition"], model.config.encoder.input_size) for i in range(n)])
+    pictures = sample(model, conds, README_BASE.sampler, README_BASE.steps, README_BASE.guidance, seed=1)
+    return colour_accuracy(pictures, masks[:n])
+
+
+def caption_agreement(glide_file: Path, masks: np.ndarray) -> float:
+    """64-px agreement of the pretrained tiny GLIDE sampled from the held-out scenes' captions
+    (the 4 × 4 grid of class names; the README command's base sampler and guidance, the empty
+    caption as the null input): what pretraining alone knows of the layout."""
+    model, _ = load_model(glide_file)
+    tokens = torch.from_numpy(np.stack([caption(m) for m in masks]).astype(np.int64))
+    ctx = model.model_config.text.context_length
+    tokens = torch.cat([tokens, torch.zeros(len(masks), ctx - tokens.shape[1], dtype=torch.long)], 1)
+    given = torch.arange(ctx)[None].expand(len(masks), -1) < len(caption(masks[0]))
+    with torch.no_grad():
+        emb = model.encode_text(torch.cat([tokens, torch.zeros_like(tokens)]),
+                                torch.cat([given, torch.zeros_like(given)]))
+        pair = lambda x, t: UNet.forward(model, x, t, emb.pooled, emb.tokens).float()  # noqa: E731
+        denoiser = classifier_free(pair, README_BASE.guidance)
+        process = make_process(model.model_config.diffusion.schedule, model.model_config.diffusion.steps,
+                               README_BASE.steps)
+        pictures = samplers.sample_ancestral(denoiser, process, (len(masks), 3, 64, 64),
+                                             torch.Generator().manual_seed(1))
+    return colour_accuracy(pictures, masks)
+
+
+def end_to_end(eval_pack: Path, base_file: Path, up_file: Path, folder: Path, images: np.ndarray,
+               masks: np.ndarray) -> dict:
+    """The README command's settings through `piti sample` on the held-out masks (256-px PNGs)."""
+    job = SampleJob(cond=str(eval_pack), out=folder, base=str(base_file), upsampler=str(up_file),
+                    base_settings=README_BASE, save_low_res=True, precision="auto", overwrite=True)
     result = run_sample(job)
-    pictures = torch.stack([torch.from_numpy(to_unit(read_image(f, "RGB"))) for f in result.images])
-    return {"alignment": colour_accuracy(pictures, masks[:END_TO_END]),
-            "seconds_per_image": result.seconds / len(result.images)}
+    files = sorted(result.images)
+    pictures = torch.stack([torch.from_numpy(to_unit(read_image(f, "RGB"))) for f in files])
+    low = torch.stack([torch.from_numpy(to_unit(read_image(f.parent / "64" / f.name, "RGB"))) for f in files])
+    originals = torch.stack([torch.from_numpy(to_unit(im)) for im in images])
+    each = [colour_accuracy(pictures[i:i + 1], masks[i:i + 1]) for i in range(len(files))]
+    out = {"agreement_256": float(np.mean(each)), "agreement_each": each, "precision": result.precision,
+           "colour_kept_256": colour_kept(pictures, originals, masks),
+           "seconds_per_image": result.seconds / max(1, len(files)),
+           "agreement_64": colour_accuracy(low, masks),
+           "colour_kept_64": colour_kept(low, torch.stack([model_image(im, 64) for im in images]), masks)}
+    return out
 
 
-GUIDANCES = (1.3, 3.0)  # piti's default (the official s) and the README command's
-END_TO_END = 16  # held-out masks sampled through the whole cascade
+def edit_fractions(example: Path, base_file: Path, up_file: Path, folder: Path) -> dict:
+    """`piti edit` on an example mask with a 96² square of another class painted in its middle:
+    which share of the edited region takes the new class, which share of the rest changes."""
+    mask_rgb = read_image(example, "RGB")
+    labels = np.argmin(((mask_rgb[..., None, :].astype(int) - MASK_COLOURS[None, None].astype(int)) ** 2).sum(-1), -1)
+    size = labels.shape[0]
+    lo, hi = size // 2 - size * 3 // 16, size // 2 + size * 3 // 16
+    centre = labels[lo:hi, lo:hi]
+    new_class = int((np.bincount(centre.ravel(), minlength=4).argmax() + 1) % 4)
+    edited = labels.copy()
+    edited[lo:hi, lo:hi] = new_class
+    folder.mkdir(parents=True, exist_ok=True)
+    edited_file = folder / "edited_mask.png"
+    Image.fromarray(MASK_COLOURS[edited]).save(edited_file)
+    written = run_edit(str(example), str(edited_file), folder, base=str(base_file), upsampler=str(up_file),
+                       device="cpu", precision="auto")
+    pictures = {p.stem: read_image(p, "RGB").astype(np.float64) for p in written}
 
+    def classes(rgb):
+        return ((rgb[..., None, :] - CLASS_COLOURS[None, None]) ** 2).sum(-1).argmin(-1)
+    before, after = classes(pictures["original"]), classes(pictures["edited"])
+    region = edited != labels
+    return {"mask_changed": float(region.mean()), "new_class": new_class,
+            "region_took_new_class": float((after[region] == new_class).mean()),
+            "region_changed": float((after[region] != before[region]).mean()),
+            "rest_changed": float((after[~region] != before[~region]).mean())}
+
+
+# ---------------------------------------------------------------------------- the recipe
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "runs" / "demo"), help="work folder (resumable)")
     ap.add_argument("--weights", default=str(REPO / "weights"), help="where the exported files go")
     ap.add_argument("--examples", default=str(REPO / "examples" / "mask"))
-    ap.add_argument("--base-minutes", type=float, default=30.0)
-    ap.add_argument("--upsample-minutes", type=float, default=35.0, help="upsampler phase 1 (uniform t)")
-    ap.add_argument("--upsample-high-noise-minutes", type=float, default=15.0,
-                    help="upsampler phase 2 (t drawn towards high noise, from phase 1's EMA)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every phase's training minutes")
     ap.add_argument("--train-count", type=int, default=1024)
-    ap.add_argument("--upsample-device", default="cpu",
-                    help="cpu (the shipped files), or cuda (add --workers for the BSR degradation)")
-    ap.add_argument("--upsample-crop", type=int, default=128,
-                    help="upsampler training crop (0 = whole 256² pictures, 4× the cost per step)")
-    ap.add_argument("--workers", type=int, default=0, help="data-loader processes for the upsampler (BSR degradation)")
+    ap.add_argument("--eval-count", type=int, default=EVAL_COUNT, help="held-out masks (the report uses 32)")
+    ap.add_argument("--chunk", type=int, default=50, help="training steps between checkpoints")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-
+    minutes = {k: v * args.scale for k, v in MINUTES.items()}
     out, weights = Path(args.out), Path(args.weights)
     out.mkdir(parents=True, exist_ok=True)
+    report_file = out / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+
+    def save_report():
+        atomic_write_text(report_file, json.dumps(report, indent=1) + "\n")
+
+    # 1. scenes with captions
     train_pack, eval_pack = out / "scenes_train.h5", out / "scenes_eval.h5"
-    if not train_pack.exists():
-        write_pack(train_pack, *make_scenes(args.train_count, seed=0))
-    if not eval_pack.exists():
-        write_pack(eval_pack, *make_scenes(32, seed=12345))
+    for path, count, seed in ((train_pack, args.train_count, 0), (eval_pack, args.eval_count, 12345)):
+        if not path.exists():
+            images, masks = make_scenes(count, seed=seed)
+            write_pack(path, images, masks, captions=np.stack([caption(m) for m in masks]))
+    ev_images, ev_masks = make_scenes(args.eval_count, seed=12345)
     log("scene packs ready")
+
+    # random tiny GLIDE files: the start of pretraining, and of the ablation
     glide = {}
     for name, seed in (("glide-base-tiny", 0), ("glide-upsample-tiny", 1)):
         glide[name] = out / f"{name}-random.pt"
@@ -124,75 +208,90 @@ def main() -> None:
             torch.manual_seed(seed)
             save_checkpoint(glide[name], build_model(get_preset(name)).state_dict())
 
-    base_cfg = scene_base_config(train_pack, out / "base", glide["glide-base-tiny"])
-    base_steps = train_for(base_cfg, args.base_minutes, out / "base_budget.json", 50, log)
-    up_cfg = TrainConfig(
-        data=str(train_pack), run_dir=str(out / "upsample"), init=str(glide["glide-upsample-tiny"]),
-        preset="glide-upsample-tiny", input_kind="mask", stage="joint", upsampler=True, batch_size=4,
-        lr=2e-4, ema_rates=(0.995,), uncond_p=0.0, timestep_sampler="uniform", perceptual="none",
-        log_every=10, save_every=100, keep_checkpoints=1, device=args.upsample_device, seed=0,
-        num_workers=args.workers, crop_size=args.upsample_crop, precision="bf16")
-    chunk = 100 if args.upsample_device == "cpu" else 250
-    up_steps = train_for(up_cfg, args.upsample_minutes, out / "upsample_budget.json", chunk, log)
-    # Phase 2 starts from phase 1's EMA with the timesteps drawn towards high noise: uniform t
-    # leaves the x0 prediction at t > 700 poor (there an ε error is amplified by 1/√ᾱ, up to
-    # 150×), and sampling starts there, so phase-1 samples came out grey: their mean colour
-    # held 0.2 of the true one at t = 900 (one-step x0 prediction on held-out pictures).
-    hn_cfg = dataclasses.replace(up_cfg, run_dir=str(out / "upsample_high_noise"), init=str(out / "upsample"),
-                                 preset=None, timestep_sampler="high-noise", seed=1)
-    up_steps += train_for(hn_cfg, args.upsample_high_noise_minutes, out / "upsample_high_noise_budget.json", chunk, log)
+    def phase(name: str, cfg: TrainConfig) -> int:
+        cfg.save_every = args.chunk
+        step = train_for(cfg, minutes[name], out / f"{name}_budget.json", args.chunk, log)
+        spent = json.loads((out / f"{name}_budget.json").read_text())["seconds"] if (out / f"{name}_budget.json").exists() else 0.0
+        report.setdefault("phases", {})[name] = {"steps": step, "minutes": round(spent / 60, 1)}
+        save_report()
+        return step
 
+    # 2. pretraining: tiny GLIDEs on captions (flips off: a caption names where things are);
+    #    the upsampler sees the clean 4× bicubic reduction, PITI's BSR degradations come later
+    phase("pretrain_base", scene_base_config(train_pack, out / "pretrain_base", glide["glide-base-tiny"],
+                                    preset="glide-base-tiny", input_kind=None, stage="pretrain", flip=False))
+    phase("pretrain_upsample", upsample_run(train_pack, out / "pretrain_upsample", glide["glide-upsample-tiny"],
+                                            preset="glide-upsample-tiny", input_kind=None, stage="pretrain",
+                                            flip=False, degradation="bicubic"))
+    # 3. GLIDE → PITI: stage 1 (the new encoder alone, the pretrained decoder frozen), stage 2
+    phase("stage1", scene_base_config(train_pack, out / "stage1", out / "pretrain_base", stage="encoder", lr=1e-3,
+                             ema_rates=(0.99,)))
+    phase("stage2", scene_base_config(train_pack, out / "stage2", out / "stage1", lr=3e-4))
+    # 4. the ablation: the same finetuning minutes from a random decoder, all of them joint
+    minutes["ablation"] = minutes["stage1"] + minutes["stage2"]
+    phase("ablation", scene_base_config(train_pack, out / "ablation", glide["glide-base-tiny"], preset="glide-base-tiny"))
+    # 5. the upsampler, PITI's way, from the pretrained tiny GLIDE upsampler
+    phase("upsample", upsample_run(train_pack, out / "upsample", out / "pretrain_upsample",
+                                   timestep_sampler="high-noise", adv_weight=0.01, aux_start=0))
+
+    # 6. export, examples, manifest
     weights.mkdir(parents=True, exist_ok=True)
-    base_file, _, _ = export_ema(out / "base", weights / "piti_demo_base.safetensors")
-    # After a short run (a quick look) the EMA still holds 0.995^steps of the random start and
-    # samples noise; such a run exports the trained weights instead.
-    short = 0.995 ** up_steps > 0.01
-    up_file, _, _ = export_ema(out / "upsample_high_noise", weights / "piti_demo_upsample.safetensors", raw=short)
-    log(f"exported {base_file} ({base_steps} steps) and {up_file} ({up_steps} steps)")
-
-    # Example conditions: held-out scene masks in COCO-Stuff colours.
-    ds = PackedDataset(eval_pack)
+    base_file, _, _ = export_ema(out / "stage2", weights / "piti_demo_base.safetensors")
+    up_file, _, _ = export_ema(out / "upsample", weights / "piti_demo_upsample.safetensors")
+    ablation_file, _, _ = export_ema(out / "ablation", out / "ablation_base.safetensors")
+    pretrained_file, _, _ = export_ema(out / "pretrain_base", out / "pretrained_glide_base.safetensors")
+    stage1_file, _, _ = export_ema(out / "stage1", out / "stage1_base.safetensors")
     examples = Path(args.examples)
     examples.mkdir(parents=True, exist_ok=True)
     for i in range(4):
-        Image.fromarray(MASK_COLOURS[ds[i]["condition"]]).save(examples / f"scene_{i}.png")
+        Image.fromarray(MASK_COLOURS[ev_masks[i]]).save(examples / f"scene_{i}.png")
+    register(weights, base_file, up_file)
+    log(f"exported {base_file} and {up_file}")
 
-    # Measurements, cached per weight file they depend on, so that an interrupted evaluation
-    # resumes and a retrained upsampler does not redo the base model's numbers.
-    results_file = out / "alignment.json"
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    results.update(base_steps=base_steps, upsample_steps=up_steps, eval_masks=len(ds))
-    stamps = {path: sha256_file(path)[:16] for path in (base_file, up_file)}
+    # 7. evaluation, cached per weight file it depends on
+    stamps = {p: sha256_file(p)[:16] for p in (base_file, up_file, ablation_file, pretrained_file, stage1_file)}
 
     def measured(name: str, depends_on: tuple, compute):
-        stamp = "+".join(stamps[path] for path in depends_on)
-        if not isinstance(results.get(name), dict) or results[name].get("weights") != stamp:
-            results[name] = {"weights": stamp, "value": compute()}
-            atomic_write_text(results_file, json.dumps(results, indent=1) + "\n")
-        return results[name]["value"]
+        stamp = "+".join(stamps[p] for p in depends_on)
+        entry = report.get("eval", {}).get(name)
+        if not isinstance(entry, dict) or entry.get("weights") != stamp:
+            start = time.perf_counter()
+            report.setdefault("eval", {})[name] = {"weights": stamp, "value": compute(),
+                                                   "minutes": round((time.perf_counter() - start) / 60, 1)}
+            save_report()
+        return report["eval"][name]["value"]
 
-    # Alignment: trained vs untrained base on the 32 held-out masks, with `piti sample`'s own
-    # base sampler (ancestral, 250 steps, learned variance).
-    eval_tensors = PackedDataset(eval_pack, as_tensors=True)
-    conds = torch.stack([model_condition(eval_tensors[i]["condition"], 64) for i in range(len(ds))])
-    masks = np.stack([ds[i]["condition"] for i in range(len(ds))])
-    models = {"untrained": lambda: initial_model(str(glide["glide-base-tiny"]), preset="glide-base-tiny",
-                                                 input_kind="mask", glide=None)[0],
-              "trained": lambda: load_model(base_file)[0]}
-    score = {}
-    for g in GUIDANCES:
-        for name, model in models.items():
-            score[name] = measured(f"{name}_g{g}", (base_file,), lambda: colour_accuracy(
-                sample(model(), conds, BASE_DEFAULTS.sampler, BASE_DEFAULTS.steps, g, seed=1), masks))
-        log(f"alignment at guidance {g} (pixels whose colour is the class under the mask, chance 0.25): "
-            f"untrained {score['untrained']:.3f}, trained {score['trained']:.3f}")
-    fidelity = measured("upsampler_psnr", (up_file,), lambda: upsampler_fidelity(up_file, eval_tensors))
-    log(f"upsampler on the real 64-px pictures: PSNR {fidelity['upsampler']:.2f} dB against the 256-px "
-        f"originals (bicubic {fidelity['bicubic']:.2f} dB)")
-    # End to end, as the README command makes them: 256-px PNGs, guidance 3, 100 steps, bf16.
-    e2e = measured("end_to_end", (base_file, up_file), lambda: end_to_end(eval_pack, base_file, up_file, out / "eval_samples", masks))
-    log(f"end to end (256 px, guidance 3): {e2e['alignment']:.3f}, {e2e['seconds_per_image']:.1f} s per image")
+    e2e = measured("end_to_end", (base_file, up_file),
+                   lambda: end_to_end(eval_pack, base_file, up_file, out / "eval_samples", ev_images, ev_masks))
+    log(f"end to end (README settings, {len(ev_masks)} held-out masks): agreement {e2e['agreement_256']:.3f} at 256 px "
+        f"(lowest {min(e2e['agreement_each']):.3f}; examples {', '.join(f'{a:.3f}' for a in e2e['agreement_each'][:4])}), "
+        f"{e2e['agreement_64']:.3f} at 64 px; colour kept {e2e['colour_kept_256']:.2f} "
+        f"(64 px {e2e['colour_kept_64']:.2f}); {e2e['seconds_per_image']:.1f} s per image")
+    ablation = measured("ablation_64", (ablation_file,), lambda: base_agreement(ablation_file, eval_pack, ev_masks))
+    finetuned = measured("finetuned_64", (base_file,), lambda: base_agreement(base_file, eval_pack, ev_masks))
+    after_stage1 = measured("stage1_64_first8", (stage1_file,),
+                            lambda: base_agreement(stage1_file, eval_pack, ev_masks, count=8))
+    log(f"ablation, base alone at 64 px (fp32): pretrained then finetuned {finetuned:.3f} (after stage 1, "
+        f"the encoder alone, first 8 masks: {after_stage1:.3f}), the same finetuning from random weights {ablation:.3f}")
+    captions = measured("pretrained_captions_64_first8", (pretrained_file,),
+                        lambda: caption_agreement(pretrained_file, ev_masks[:8]))
+    log(f"the pretrained tiny GLIDE alone, sampled from the captions (4 × 4 class names), first 8 masks: "
+        f"{captions:.3f} at 64 px")
+    edit = measured("edit", (base_file, up_file),
+                    lambda: edit_fractions(examples / "scene_0.png", base_file, up_file, out / "edit"))
+    log(f"piti edit on scene_0: {edit['mask_changed']:.3f} of the mask changed; {edit['region_took_new_class']:.3f} "
+        f"of that region took the new class, {edit['rest_changed']:.3f} of the rest changed")
+    truth = colour_accuracy(torch.stack([torch.from_numpy(to_unit(render(m))) for m in ev_masks]), ev_masks)
+    report["ceilings"] = {"real_pictures_256": truth}
+    save_report()
+    total = sum(p["minutes"] for p in report["phases"].values()) + sum(e["minutes"] for e in report["eval"].values())
+    log(f"done: {total:.0f} minutes of training and evaluation; {report_file}")
 
+
+def register(weights: Path, base_file: Path, up_file: Path) -> None:
+    """sha256 and size of the exported files in the manifest (when exporting into weights/)."""
+    if weights.resolve() != MANIFEST.parent.resolve():
+        return
     manifest = json.loads(MANIFEST.read_text())
     entries = [e for e in manifest["entries"] if e["id"] not in ("piti-demo-base", "piti-demo-upsample")]
     for entry_id, path, preset in (("piti-demo-base", base_file, "piti-base-mask-tiny"),
@@ -200,12 +299,11 @@ def main() -> None:
         entries.append({
             "id": entry_id, "filename": path.name, "kind": "checkpoint", "preset": preset, "source": "bundled",
             "url": None, "sha256": sha256_file(path), "size": path.stat().st_size,
-            "description": "Small demonstration model trained by recipes/demo_model.py on synthetic scenes "
-                           "(not a photo model; use the PITI checkpoints for real images)."})
+            "description": "Small demonstration model made by recipes/demo_model.py on synthetic scenes: a tiny "
+                           "GLIDE pretrained on captions, then finetuned into PITI (not a photo model; use the "
+                           "PITI checkpoints for real images)."})
     manifest["entries"] = entries
-    if weights.resolve() == MANIFEST.parent.resolve():
-        atomic_write_text(MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    log("done")
+    atomic_write_text(MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 if __name__ == "__main__":

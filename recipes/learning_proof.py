@@ -1,9 +1,10 @@
 """Learning proof: does `piti finetune` teach a small model to follow its condition?
 
 Data: procedural scenes (`piti_cli.data.scenes`) whose colour mask determines the picture.
-Model: `piti-base-mask-tiny` made from a randomly initialised tiny GLIDE file, trained with
-the real training loop (stage `joint`, `high-noise` timesteps, in resumed chunks until the
-time budget is spent) — the same run as the demo recipe's base model (`scene_base_config`).
+Model: `piti-base-mask-tiny` (condition at 256², 16² tokens) made from a randomly initialised
+tiny GLIDE file, trained with the real training loop (stage `joint`, `high-noise` timesteps,
+in resumed chunks until the time budget is spent) — the demo recipe's ablation run
+(`scene_base_config`), without the pretraining.
 Measure: sample held-out conditions with the untrained and the trained (EMA) model and count
 the fraction of 64×64 pixels whose nearest class colour is the class under the mask
 (chance ≈ 1/4; ground-truth pictures give the ceiling, below 1 only at blurred edges).
@@ -56,16 +57,18 @@ def main() -> None:
     save_checkpoint(glide, build_model(get_preset("glide-base-tiny")).state_dict())
 
     ds = PackedDataset(eval_pack, as_tensors=True)
-    conds = torch.stack([model_condition(ds[i]["condition"], 64) for i in range(len(ds))])
+    conds = torch.stack([model_condition(ds[i]["condition"], 256) for i in range(len(ds))])
     truth = torch.stack([model_image(ev_images[i], 64) for i in range(len(ds))])
 
-    untrained, _ = initial_model(str(glide), preset="glide-base-tiny", input_kind="mask", glide=None)
+    cfg = scene_base_config(train_pack, out / "run", glide, preset="glide-base-tiny", batch_size=args.batch_size,
+                            lr=args.lr, save_every=args.chunk)
+    untrained, _ = initial_model(str(glide), preset="glide-base-tiny", input_kind="mask", glide=None,
+                                 condition_size=cfg.condition_size)
     t0 = time.perf_counter()
     acc_untrained = colour_accuracy(sample(untrained, conds, args.sampler, args.steps, args.guidance, 1), ev_masks)
     sample_s = time.perf_counter() - t0
 
     run = out / "run"
-    cfg = scene_base_config(train_pack, run, glide, batch_size=args.batch_size, lr=args.lr, save_every=args.chunk)
     step = train_for(cfg, args.minutes, out / "budget.json", args.chunk)
     train_minutes = json.loads((out / "budget.json").read_text())["seconds"] / 60
 

@@ -79,9 +79,11 @@ def glide_to_piti(
     input_kind: str,
     encoder: EncoderConfig | None = None,
     seed: int = 0,
+    condition_size: int = 0,
 ) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """PITI state dict from a GLIDE one: decoder copied, text side dropped, encoder fresh."""
-    config = piti_from_glide(glide_config, input_kind, encoder)
+    """PITI state dict from a GLIDE one: decoder copied, text side dropped, encoder fresh
+    (see `piti_from_glide` for `encoder` and `condition_size`)."""
+    config = piti_from_glide(glide_config, input_kind, encoder, condition_size)
     state = {f"decoder.{k}": v for k, v in glide_state.items() if not is_glide_text_key(k)}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -95,11 +97,13 @@ def load_model(
     preset: str | None = None,
     input_kind: str | None = None,
     glide: str | Path | None = None,
+    condition_size: int = 0,
 ) -> tuple[torch.nn.Module, ModelConfig]:
     """Load any supported file as a ready model.
 
     - a PITI file (official layout or piti's own): loaded strictly;
-    - a GLIDE file with `input_kind`: converted to PITI (new encoder);
+    - a GLIDE file with `input_kind`: converted to PITI (new encoder, taking its condition at
+      `condition_size` when > 0, else at the matching PITI preset's size);
     - an encoder-only stage-1 file: needs `glide` (GLIDE's file) for the decoder.
     """
     ck = read_checkpoint(path)
@@ -118,7 +122,7 @@ def load_model(
         return instantiate(config, state), config
     config = identify(ck, preset)
     if config.family == "glide" and input_kind is not None:
-        config, state = glide_to_piti(ck.state_dict, config, input_kind)
+        config, state = glide_to_piti(ck.state_dict, config, input_kind, condition_size=condition_size)
         return instantiate(config, state), config
     return instantiate(config, ck.state_dict), config
 

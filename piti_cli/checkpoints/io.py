@@ -9,6 +9,7 @@ Every failure becomes one `CheckpointError` line naming the file.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import struct
 from dataclasses import dataclass, field
@@ -191,7 +192,9 @@ def save_checkpoint(
             metadata = {k: str(v) for k, v in (extra or {}).items()}
             if config is not None:
                 metadata["piti_config"] = json.dumps(config.to_dict())
+            mode = os.stat(tmp).st_mode  # the umask's; safetensors recreates the file as 0600
             save_file(state, str(tmp), metadata=metadata)
+            os.chmod(tmp, mode)
             _sort_safetensors_metadata(tmp)
         elif config is None:
             torch.save(state, tmp)

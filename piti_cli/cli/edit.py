@@ -40,9 +40,7 @@ def edit(
     from piti_cli.pipeline.edit import run_edit
 
     settings = StageSettings(sampler="ddim", steps=steps, guidance=guidance, normalized=normalized)
-    from piti_cli.runtime import resolve_device, resolve_precision
 
-    precision = resolve_precision(precision, resolve_device(device))
     with progress_bar("editing") as update:
         written = run_edit(cond, edited, out, base, upsampler, image, settings, seed, device, precision, weights_dir, update)
     console.print("wrote " + ", ".join(str(p) for p in written))

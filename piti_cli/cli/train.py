@@ -1,4 +1,4 @@
-"""`piti finetune` (base model, stage encoder|joint), `piti finetune export`, `piti upsample-train`.
+"""`piti finetune` (base model, stage encoder|joint|pretrain), `piti finetune export`, `piti upsample-train`.
 
 `piti finetune` is a group whose callback carries the training options and trains when no
 subcommand follows; `piti finetune export RUN OUT` writes the EMA weights. Multi-GPU or
@@ -14,14 +14,15 @@ from typing import List, Optional
 import typer
 
 from piti_cli.cli.options import (
-    DEVICE_HELP, InputKind, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, number, rates,
+    DEVICE_HELP, Degradation, InputKind, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, number, rates,
     respacing,
 )
 from piti_cli.cli.ui import console, progress_bar
 
 finetune_app = typer.Typer(
     help="Finetune GLIDE's base model into PITI: stage 1 `--stage encoder` (decoder frozen), "
-    "stage 2 `--stage joint` (everything). Without a subcommand it trains.",
+    "stage 2 `--stage joint` (everything); `--stage pretrain` trains a GLIDE file itself on the pack's "
+    "captions (text-to-image). Without a subcommand it trains.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -38,9 +39,10 @@ RESUME = flag(False, "--resume", help="Continue the run in --run-dir from its la
 PRESET = typer.Option(None, "--preset", help="Preset of the --init file when its layout names none (e.g. glide-base-tiny).")
 INPUT_KIND = typer.Option(None, "--input-kind", help="mask | sketch | depth-normal (default: from the pack).")
 GLIDE = typer.Option(None, "--glide", help="GLIDE file for an encoder-only --init.")
+CONDITION_SIZE = typer.Option(0, "--condition-size", min=0, help="GLIDE → PITI: the size at which the new encoder takes its condition, a multiple of 16 ((size/16)² tokens). 0 = the PITI preset's (256; 64 for the tiny presets).")
 BATCH = typer.Option(16, "--batch-size", min=1, help="Global batch (all processes together).")
 MICRO = typer.Option(0, "--microbatch", min=0, help="Gradient accumulation: microbatch size per process (0 = whole batch).")
-LR = typer.Option(None, "--lr", callback=number(0.0, above=True), help="AdamW learning rate (default 3.5e-5 stage encoder, 3e-5 joint).")
+LR = typer.Option(None, "--lr", callback=number(0.0, above=True), help="AdamW learning rate (default 3.5e-5 stage encoder, 3e-5 joint, 1e-4 pretrain).")
 WD = typer.Option(0.0, "--weight-decay", callback=number(0.0), help="AdamW weight decay.")
 EMA = typer.Option(["0.9999"], "--ema-rate", metavar="RATE", callback=rates, help="EMA rate in (0, 1); repeat for several.")
 FRACTION = typer.Option(1.0, "--data-fraction", callback=number(0.0, above=True, maximum=1.0), help="Train on this seeded fraction of the pack (paper: 0.25, 0.5).")
@@ -85,12 +87,13 @@ def finetune(
     ctx: typer.Context,
     data: Optional[str] = DATA,
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-o", help="Run folder: config.json, metrics.jsonl, samples/, checkpoints/."),
-    stage: Stage = typer.Option("encoder", "--stage", help="encoder (stage 1: decoder frozen) | joint (stage 2: everything)."),
+    stage: Stage = typer.Option("encoder", "--stage", help="encoder (stage 1: decoder frozen) | joint (stage 2: everything) | pretrain (a GLIDE model on the pack's captions)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from: GLIDE base.pt (path or registry id, e.g. glide-base), a PITI file, or a stage-1 run folder. Default for --stage encoder: glide-base."),
     resume: bool = RESUME,
     preset: Optional[str] = PRESET,
     input_kind: Optional[InputKind] = INPUT_KIND,
     glide: Optional[str] = GLIDE,
+    condition_size: int = CONDITION_SIZE,
     batch_size: int = BATCH,
     microbatch: int = MICRO,
     lr: Optional[float] = LR,
@@ -142,10 +145,11 @@ def upsample_train(
     data: Optional[str] = DATA,
     run_dir: Path = RUN_DIR,
     init: str = typer.Option("glide-upsample", "--init", help="GLIDE upsample.pt (path or registry id) or a PITI upsampler file / run folder."),
-    stage: Stage = typer.Option("joint", "--stage", help="joint (official) | encoder."),
+    stage: Stage = typer.Option("joint", "--stage", help="joint (official) | encoder | pretrain (a GLIDE upsampler on the pack's captions)."),
     resume: bool = RESUME,
     preset: Optional[str] = PRESET,
     input_kind: Optional[InputKind] = INPUT_KIND,
+    condition_size: int = CONDITION_SIZE,
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Global batch (official: 4)."),
     microbatch: int = MICRO,
     lr: float = typer.Option(1e-5, "--lr", callback=number(0.0, above=True), help="AdamW learning rate (official upsampler: 1e-5)."),
@@ -165,6 +169,7 @@ def upsample_train(
     perceptual_weights_file: Optional[str] = typer.Option(None, "--perceptual-weights", help="Local VGG-19 state dict (no download)."),
     adv_weight: float = typer.Option(0.01, "--adv-weight", callback=number(0.0), help="WGAN-GP PatchGAN loss weight (0 = off)."),
     aux_start: int = typer.Option(100, "--aux-start", min=0, help="Perceptual and adversarial losses start at this step."),
+    degradation: Degradation = typer.Option("bsr", "--degradation", help="Low-res inputs: bsr (PITI: blur, noise, JPEG, resize; on the fly) | bicubic (the clean 4× PIL-bicubic reduction, GLIDE-style pretraining)."),
     crop_size: int = typer.Option(0, "--crop-size", min=0, help="Train on random crops of this size, e.g. 128 (4× cheaper per step than whole 256² pictures; must be a multiple of the UNet's down-sampling factor). 0 = whole pictures (official)."),
     disc_lr: float = typer.Option(1e-5, "--disc-lr", callback=number(0.0, above=True), help="Learning rate of the PatchGAN critic."),
     log_every: int = LOG_EVERY,

@@ -44,6 +44,7 @@ class PackedInfo:
                 attrs = validate_open_pack(f, self.path)
                 self.count, self.dataset, self.split = attrs["count"], attrs["dataset"], attrs["split"]
                 self.kind, self.config, self.skipped = attrs["kind"], attrs["config"], attrs["skipped"]
+                self.caption_length = attrs["caption_length"]  # 0: the pack has no captions
                 self.palette = np.asarray(f["meta/palette"]) if "meta/palette" in f else None
                 self.class_names = (
                     [s.decode() if isinstance(s, bytes) else str(s) for s in np.atleast_1d(f["meta/class_names"][()])]
@@ -97,8 +98,9 @@ except ImportError:  # pragma: no cover
 class PackedDataset(_TorchDataset):
     """Map-style dataset over one pack; each item is a dict (numpy arrays, collatable).
 
-    Keys: ``index`` (int), ``source_id`` (str), ``image`` (uint8 (256, 256, 3)) and
-    ``condition`` (stored form, see module docs).  With ``as_tensors=True`` items instead carry
+    Keys: ``index`` (int), ``source_id`` (str), ``image`` (uint8 (256, 256, 3)),
+    ``condition`` (stored form, see module docs) and, in a pack with captions, ``caption``
+    (int64 token ids, its length varies).  With ``as_tensors=True`` items instead carry
     ``image`` float32 (3, 256, 256) and ``condition`` float32 (C, 256, 256), both in [-1, 1],
     computed in the worker — what the diffusion training loop consumes.
     """
@@ -138,6 +140,7 @@ class PackedDataset(_TorchDataset):
             image = f["images"][index]
             parts = {p.split("/", 1)[1]: f[p][index] for p in condition_paths(self.kind)}
             sid = f["source_ids"][index]
+            caption = f["captions"][index] if self.info.caption_length else None
         except Exception as err:  # a damaged chunk: h5py raises OSError and others
             raise InputError(f"{self.path}: row {index} is unreadable ({type(err).__name__}: "
                              f"{one_line(str(err))[:120]})") from None
@@ -148,6 +151,8 @@ class PackedDataset(_TorchDataset):
             "image": image,
             "condition": stored,
         }
+        if caption is not None:
+            item["caption"] = caption[caption >= 0].astype(np.int64)
         if self.as_tensors:
             item["image"] = image_tensor(image)
             item["condition"] = self.condition_tensor(stored)

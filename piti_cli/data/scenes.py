@@ -5,7 +5,10 @@ class has its own colour and texture (flat, horizontal stripes, checker, dots), 
 that follows its condition paints each masked region with that class's colour. Scenes are
 rendered at 256×256 (the pack's size; the base model sees them at 64×64) and written as a
 `piti prep pack`-style HDF5 file (layout: `piti_cli.data.schema`) with a colour-mask palette.
-`colour_accuracy` measures how well pictures follow their masks. A pack from the command
+`colour_accuracy` measures how well pictures follow their masks. `caption` is the scenes'
+stand-in for a text caption (what a tiny GLIDE is pretrained on): the names of the classes in
+a coarse grid, read row by row — "sky sky sky sky / grass brick …" — the way a real caption
+says "a brick wall below the sky" without drawing the outline. A pack from the command
 line: `python -m recipes.scenes OUT.h5 --count 512`.
 """
 
@@ -75,9 +78,22 @@ def palette() -> np.ndarray:
     return pal
 
 
+CAPTION_GRID = 4  # 4 × 4 words: the tiny GLIDE's 16-token context
+
+
+def caption(mask: np.ndarray, grid: int = CAPTION_GRID) -> np.ndarray:
+    """Token ids (grid², int32) of a mask's caption: the most common class of each cell of a
+    grid × grid partition, row by row; token id = class id + 1 (0 is never used)."""
+    size = mask.shape[0]
+    cells = mask.reshape(grid, size // grid, grid, size // grid).transpose(0, 2, 1, 3).reshape(grid * grid, -1)
+    counts = np.stack([(cells == c).sum(1) for c in range(len(CLASS_NAMES))], axis=1)
+    return (counts.argmax(1) + 1).astype(np.int32)
+
+
 def write_pack(path: str | Path, images: np.ndarray, masks: np.ndarray, *, pal: np.ndarray | None = None,
-               class_names=CLASS_NAMES, dataset: str = "generic") -> Path:
-    """A complete mask pack in the schema of `piti_cli.data.schema`, written atomically."""
+               class_names=CLASS_NAMES, dataset: str = "generic", captions: np.ndarray | None = None) -> Path:
+    """A complete mask pack in the schema of `piti_cli.data.schema`, written atomically;
+    `captions` (N, L) int32 token ids, -1 padded, are stored when given."""
     path = Path(path)
     n = len(images)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -85,6 +101,8 @@ def write_pack(path: str | Path, images: np.ndarray, masks: np.ndarray, *, pal: 
         f.create_dataset("conditions/mask", data=masks, chunks=(1, *masks.shape[1:]))
         f.create_dataset("source_ids", data=np.array([f"scene_{i:05d}" for i in range(n)], dtype=h5py.string_dtype()))
         f.create_dataset("original_sizes", data=np.full((n, 2), images.shape[1], dtype=np.int32))
+        if captions is not None:
+            f.create_dataset("captions", data=np.asarray(captions, dtype=np.int32))
         f["meta/palette"] = palette() if pal is None else pal
         f["meta/class_names"] = np.array(list(class_names), dtype=h5py.string_dtype())
         f.attrs.update({
@@ -110,3 +128,22 @@ def colour_accuracy(images: torch.Tensor, masks: np.ndarray) -> float:
     step = masks.shape[-1] // images.shape[-1]
     small = masks[:, step // 2::step, step // 2::step]
     return float((pred == small).mean())
+
+
+def colour_kept(pictures: torch.Tensor, originals: torch.Tensor, masks: np.ndarray) -> float:
+    """How much of the originals' colour the pictures keep: the chroma (max − min of R, G, B)
+    of each class region's mean colour, area-weighted, in `pictures` over `originals`; both
+    (B, 3, H, W) in [-1, 1], `masks` (B, S, S) class ids (sampled to H × W as in
+    `colour_accuracy`). Pale or grey pictures score below 1; pixel noise averages out."""
+    step = masks.shape[-1] // pictures.shape[-1]
+    small = masks[:, step // 2::step, step // 2::step]
+
+    def chroma(x: torch.Tensor) -> float:
+        x = x.double().clamp(-1, 1).numpy()
+        total = 0.0
+        for picture, mask in zip(x, small):
+            for cls in np.unique(mask):
+                mean = picture[:, mask == cls].mean(1)
+                total += (mean.max() - mean.min()) * (mask == cls).sum()
+        return total
+    return chroma(pictures) / chroma(originals)

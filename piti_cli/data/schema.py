@@ -24,6 +24,8 @@ Datasets (N = count, chunked one sample per chunk)
     conditions/normal float32 (N, 256, 256, 3) unit normals (depth)
     meta/palette      uint8 (256, 3)           colour of each stored class id (mask)
     meta/class_names  utf-8 str (K,)           name of each class id (mask); attr ignore_index
+    captions          int32 (N, L)             optional: a caption's token ids, -1 after its end
+                                               (what `--stage pretrain` trains a GLIDE model on)
 """
 
 from __future__ import annotations
@@ -125,6 +127,12 @@ def validate_open_pack(f, path) -> dict:
         if tuple(ds.shape[1:]) != shape or (dtype is not None and ds.dtype != np.dtype(dtype)):
             raise InputError(f"{path}: /{name} is {ds.dtype} {tuple(ds.shape[1:])} per sample, "
                              f"expected {dtype or ds.dtype} {shape}")
+    captions = f.get("captions")
+    if captions is not None:
+        shape = getattr(captions, "shape", ())
+        if len(shape) != 2 or shape[0] < out["count"] or getattr(captions, "dtype", None) != np.dtype("int32"):
+            raise InputError(f"{path}: /captions must be int32 (count, length) token ids")
+    out["caption_length"] = int(captions.shape[1]) if captions is not None else 0
     palette = f.get("meta/palette")
     if out["kind"] == "mask" and (palette is None or tuple(getattr(palette, "shape", ())) != (256, 3)):
         raise InputError(f"{path}: mask pack without a (256, 3) /meta/palette")

@@ -214,10 +214,12 @@ def get_preset(name: str) -> ModelConfig:
     return PRESETS[key]
 
 
-def piti_from_glide(glide: ModelConfig, input_kind: str, encoder: EncoderConfig | None = None) -> ModelConfig:
+def piti_from_glide(glide: ModelConfig, input_kind: str, encoder: EncoderConfig | None = None,
+                    condition_size: int = 0) -> ModelConfig:
     """The PITI config that GLIDE→PITI initialisation produces: same decoder, new encoder.
 
-    The encoder defaults to the one of the matching PITI preset (full or tiny size)."""
+    The encoder defaults to the one of the matching PITI preset (full or tiny size);
+    `condition_size` > 0 changes the size its condition enters at (tokens: (size/16)²)."""
     if glide.family != "glide":
         raise ValueError(f"{glide.name} is not a GLIDE preset")
     if input_kind not in CONDITION_CHANNELS:
@@ -228,4 +230,6 @@ def piti_from_glide(glide: ModelConfig, input_kind: str, encoder: EncoderConfig 
     if encoder is None:
         template = PRESETS.get(name)
         encoder = template.encoder if template else EncoderConfig(in_channels=CONDITION_CHANNELS[input_kind])
+    if condition_size:
+        encoder = dataclasses.replace(encoder, input_size=condition_size)
     return ModelConfig(name, "piti", glide.unet, glide.diffusion, encoder=encoder, input_kind=input_kind)

@@ -29,7 +29,7 @@ from piti_cli.pipeline.cascade import (
 from piti_cli.pipeline.inputs import load_conditions
 from piti_cli.pipeline.progress import offset
 from piti_cli.pipeline.sample import DEFAULT_BASE, DEFAULT_UPSAMPLER, _load
-from piti_cli.runtime import resolve_device
+from piti_cli.runtime import resolve_device, resolve_precision
 
 
 def ddim_settings(settings: StageSettings) -> StageSettings:
@@ -86,7 +86,7 @@ def run_edit(
     settings: StageSettings = StageSettings(sampler="ddim", steps="ddim50", guidance=1.0),
     seed: int = 0,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     weights_dir: str | None = None,
     progress=None,
 ) -> list:
@@ -97,6 +97,7 @@ def run_edit(
     PIL-BICUBIC-resized as uint8 to the base model's size, as training pictures are."""
     out = Path(out)
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)  # "auto" as `piti sample` resolves it
     model, _ = _load(base or DEFAULT_BASE, weights_dir, "base model")
     kind = model.config.input_kind
     (a,), (b,) = load_conditions(cond_path, kind, 1), load_conditions(edited_path, kind, 1)

@@ -1,7 +1,9 @@
 """The resolved configuration of one training run (stored as `config.json` in the run folder).
 
 One dataclass covers both commands: `piti finetune` (base model, stage `encoder` or `joint`)
-and `piti upsample-train` (64→256 upsampler, `upsampler=True`). Defaults follow the official
+and `piti upsample-train` (64→256 upsampler, `upsampler=True`). Stage `pretrain` trains a
+GLIDE model itself on the pack's captions (text-to-image pretraining, what GLIDE's
+`base.pt` / `upsample.pt` are; used for the demo's tiny GLIDE files). Defaults follow the official
 scripts: AdamW without weight decay, EMA 0.9999, loss-second-moment timestep sampler,
 lr 3.5e-5 for stage 1 and 3e-5 for stage 2; the upsampler adds a VGG perceptual loss
 (weight 0.004) and a WGAN-GP PatchGAN loss (weight 0.01), both off for the first 100 steps.
@@ -19,9 +21,10 @@ from piti_cli.diffusion.timestep_samplers import TIMESTEP_SAMPLERS
 from piti_cli.errors import InputError
 from piti_cli.io_utils import atomic_write_text
 
-STAGES = ("encoder", "joint")
-DEFAULT_LR = {"encoder": 3.5e-5, "joint": 3e-5}
+STAGES = ("encoder", "joint", "pretrain")
+DEFAULT_LR = {"encoder": 3.5e-5, "joint": 3e-5, "pretrain": 1e-4}
 PERCEPTUAL = ("vgg", "lpips", "none")
+DEGRADATIONS = ("bsr", "bicubic")
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TrainConfig:
     preset: str | None = None  # to identify --init files no layout names (tiny presets)
     input_kind: str | None = None  # mask | sketch | depth-normal; default from the pack
     glide: str | None = None  # GLIDE file for an encoder-only --init
+    condition_size: int = 0  # GLIDE → PITI: the new encoder's input size (0 = the PITI preset's)
     batch_size: int = 16  # global: summed over all processes
     microbatch: int = 0  # 0 = no gradient accumulation
     lr: float | None = None  # None = the stage default
@@ -64,6 +68,7 @@ class TrainConfig:
     aux_start: int = 100  # perceptual and adversarial losses start at this step
     disc_lr: float = 1e-5
     degrade_l0_mode: str = "correct"
+    degradation: str = "bsr"  # bsr (PITI's upsampler) | bicubic (clean 4× PIL-bicubic low-res, GLIDE-style pretraining)
     crop_size: int = 0  # train on random crops of this size (0 = whole pictures)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,6 +80,10 @@ class TrainConfig:
             raise InputError(f"--timestep-sampler {self.timestep_sampler}: choose one of {', '.join(TIMESTEP_SAMPLERS)}")
         if self.perceptual not in PERCEPTUAL:
             raise InputError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL)}")
+        if self.condition_size < 0 or self.condition_size % 16:
+            raise InputError(f"--condition-size {self.condition_size}: a multiple of 16 (the encoder's stem halves it 4 times), or 0")
+        if self.degradation not in DEGRADATIONS:
+            raise InputError(f"--degradation {self.degradation}: choose one of {', '.join(DEGRADATIONS)}")
         if not 0.0 < self.data_fraction <= 1.0:
             raise InputError(f"--data-fraction {self.data_fraction}: must be in (0, 1]")
         if not 0.0 <= self.uncond_p <= 1.0:

@@ -15,7 +15,11 @@ Items (model-ready tensors): ``image`` (3, S, S) in [-1, 1] at the model's size 
 256 upsampler) — as the official loader, the stored 256² uint8 picture PIL-BICUBIC-resized,
 still uint8, then normalised; ``condition`` (C, E, E) at the encoder's input size (PIL
 nearest), replaced by the null condition (all ones) with probability `uncond_p`;
-``noise`` (3, S, S); ``low_res`` (3, 64, 64) for the upsampler; ``k``.
+``noise`` (3, S, S); ``low_res`` (3, 64, 64) for the upsampler (BSR-degraded, or with
+`degradation="bicubic"` the clean PIL-BICUBIC 4× reduction); ``k``. For a GLIDE model
+(text-to-image pretraining, `caption_length` L > 0) ``tokens`` (L,) and ``token_mask`` (L,)
+take the condition's place: the pack's caption, cut to L; a dropped caption is the empty one
+(every position padding), as GLIDE's unconditional input.
 
 Upsampler crops (`crop_size` c > 0): a random c×c window of the S×S image, at a position
 that is a multiple of the scale factor S/64, and the BSR degradation of that window, so
@@ -91,15 +95,20 @@ class TrainingStream(torch.utils.data.Dataset):
         data_fraction: float = 1.0,
         low_res: bool = False,
         l0_mode: str = "correct",
+        degradation: str = "bsr",
         crop_size: int = 0,
+        caption_length: int = 0,
     ):
         self.pack = PackedDataset(path, as_tensors=False)
+        self.caption_length = caption_length
+        if caption_length and not self.pack.info.caption_length:
+            raise InputError(f"{path}: the pack has no /captions for text-to-image pretraining")
         self.kind = self.pack.kind
         self.indices = subset_indices(len(self.pack), data_fraction, seed)
         self.image_size, self.condition_size = image_size, condition_size
         self.condition_channels = condition_channels
         self.seed, self.uncond_p, self.flip = seed, uncond_p, flip
-        self.low_res, self.l0_mode = low_res, l0_mode
+        self.low_res, self.l0_mode, self.degradation = low_res, l0_mode, degradation
         self.crop_size = crop_size if crop_size and crop_size < image_size else 0
         self._perm_epoch, self._perm = -1, None
         if len(self.pack) == 0:
@@ -126,6 +135,30 @@ class TrainingStream(torch.utils.data.Dataset):
             image = np.ascontiguousarray(image[:, ::-1])
             stored = flip_condition(self.kind, stored)
         drop = rng.random() < self.uncond_p
+        if self.caption_length:
+            item = {"k": k, "image": model_image(image, self.image_size), **self._caption(raw["caption"], drop)}
+        else:
+            item = {"k": k, "image": model_image(image, self.image_size), "condition": self._condition(stored, drop)}
+        if self.low_res:
+            if self.crop_size:
+                item["image"], image = self._window(item["image"], image, rng)
+            image = np.ascontiguousarray(image)
+            if self.degradation == "bsr":
+                low = degrade_bsr(image, rng, sf=4, l0_mode=self.l0_mode)
+            else:  # clean: what the cascade hands over, PIL BICUBIC as the base model's targets
+                low = resize_bicubic(image, image.shape[0] // 4)
+            item["low_res"] = torch.from_numpy(to_unit(low))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, "noise", k))
+        item["noise"] = torch.randn(item["image"].shape, generator=g)
+        return item
+
+    def _caption(self, ids: np.ndarray, drop: bool) -> dict:
+        n = 0 if drop else min(len(ids), self.caption_length)
+        tokens = torch.zeros(self.caption_length, dtype=torch.long)
+        tokens[:n] = torch.from_numpy(ids[:n])
+        return {"tokens": tokens, "token_mask": torch.arange(self.caption_length) < n}
+
+    def _condition(self, stored, drop: bool) -> torch.Tensor:
         cond = self.pack.condition_tensor(stored)
         if cond.shape[0] != self.condition_channels:
             raise InputError(
@@ -133,17 +166,7 @@ class TrainingStream(torch.utils.data.Dataset):
                 f"the model's encoder takes {self.condition_channels}"
             )
         cond = model_condition(cond, self.condition_size)
-        if drop:
-            cond = torch.full_like(cond, NULL_VALUE)
-        item = {"k": k, "image": model_image(image, self.image_size), "condition": cond}
-        if self.low_res:
-            if self.crop_size:
-                item["image"], image = self._window(item["image"], image, rng)
-            low = degrade_bsr(np.ascontiguousarray(image), rng, sf=4, l0_mode=self.l0_mode)
-            item["low_res"] = torch.from_numpy(to_unit(low))
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "noise", k))
-        item["noise"] = torch.randn(item["image"].shape, generator=g)
-        return item
+        return torch.full_like(cond, NULL_VALUE) if drop else cond
 
     def _window(self, hi: torch.Tensor, raw: np.ndarray, rng: np.random.Generator):
         """A random crop of the model-size image and the uint8 pixels of the same window

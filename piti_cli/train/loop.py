@@ -5,7 +5,8 @@ global batch's timesteps from the shared sampler (every process holds the same s
 state), take this process's slice, accumulate gradients over microbatches (each scaled by
 microbatch/batch so the gradient is the batch mean; DDP averages over processes), update
 the sampler with the losses of all processes in global order, clip, step AdamW, update the
-EMAs. Stage `encoder` freezes the decoder. Rank 0 writes metrics, grids and checkpoints.
+EMAs. Stage `encoder` freezes the decoder; stage `pretrain` trains a GLIDE model on the
+pack's captions. Rank 0 writes metrics, grids and checkpoints.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from piti_cli.train.state import checkpoint_path, initial_model, latest_checkpoi
 
 Progress = Callable[..., None] | None
 # What a training checkpoint was made with: these cannot change when a run continues from it.
-FIXED_ON_RESUME = ("init", "glide", "preset", "input_kind", "stage", "upsampler", "ema_rates")
+FIXED_ON_RESUME = ("init", "glide", "preset", "input_kind", "stage", "upsampler", "ema_rates", "condition_size")
 
 
 @dataclass
@@ -82,7 +83,9 @@ class Trainer:
         else:
             pack_kind = PackedInfo(cfg.data).kind
             model, config = initial_model(cfg.init, preset=cfg.preset, glide=cfg.glide,
-                                          input_kind=_model_kind(cfg, pack_kind))
+                                          input_kind=_model_kind(cfg, pack_kind),
+                                          family="glide" if cfg.stage == "pretrain" else "piti",
+                                          condition_size=cfg.condition_size)
         if config.is_upsampler != cfg.upsampler:
             what = "an upsampler" if config.is_upsampler else "a base model"
             raise InputError(f"{cfg.init}: is {what}; use `piti {'upsample-train' if config.is_upsampler else 'finetune'}`")
@@ -106,12 +109,14 @@ class Trainer:
         self.autocast = lambda: autocast(device, cfg.precision)
         self.local_batch = cfg.per_rank_batch(info.world_size)
         self.micro = cfg.microbatch_size(info.world_size)
+        if config.family == "glide" and cfg.sample_every:
+            raise InputError(f"--sample-every {cfg.sample_every}: sample grids are for PITI models (mask, sketch, depth conditions)")
         enc = config.encoder
         self.stream = TrainingStream(
-            cfg.data, image_size=config.unet.image_size, condition_size=enc.input_size,
-            condition_channels=enc.in_channels, seed=cfg.seed, uncond_p=cfg.uncond_p, flip=cfg.flip,
-            data_fraction=cfg.data_fraction, low_res=config.is_upsampler, l0_mode=cfg.degrade_l0_mode,
-            crop_size=cfg.crop_size,
+            cfg.data, image_size=config.unet.image_size, condition_size=enc.input_size if enc else 0,
+            condition_channels=enc.in_channels if enc else 0, seed=cfg.seed, uncond_p=cfg.uncond_p, flip=cfg.flip,
+            data_fraction=cfg.data_fraction, low_res=config.is_upsampler, l0_mode=cfg.degrade_l0_mode, degradation=cfg.degradation,
+            crop_size=cfg.crop_size, caption_length=config.text.context_length if config.text else 0,
         )
         self.perceptual, self.critic = None, None
         if config.is_upsampler:

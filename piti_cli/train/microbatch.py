@@ -31,7 +31,10 @@ def microbatch_terms(
     x0, noise = batch["image"], batch["noise"]
     x_t = process.q_sample(x0, t, noise)
     with autocast:
-        out = net(x_t, process.network_t(t), batch["condition"], batch.get("low_res"))
+        if "tokens" in batch:  # a GLIDE model, pretrained on captions
+            out = net(x_t, process.network_t(t), batch["tokens"], batch["token_mask"], batch.get("low_res"))
+        else:
+            out = net(x_t, process.network_t(t), batch["condition"], batch.get("low_res"))
     out = out.float()
     terms = hybrid_loss(process, out, x0, x_t, t, noise)
     if perceptual is None and critic is None:

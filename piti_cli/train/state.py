@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from piti_cli.checkpoints.convert import instantiate, load_model
+from piti_cli.checkpoints.convert import glide_to_piti, instantiate, load_model
 from piti_cli.checkpoints.io import save_checkpoint
 from piti_cli.checkpoints.registry import resolve
 from piti_cli.errors import CheckpointError, InputError
@@ -109,19 +109,25 @@ def export_ema(run_or_file: str | Path, out: str | Path, rate: float | None = No
 
 
 def initial_model(init: str, *, preset: str | None, input_kind: str | None, glide: str | None,
-                  weights_dir: str | None = None):
+                  weights_dir: str | None = None, family: str = "piti", condition_size: int = 0):
     """(model, config) to start from: a run folder (EMA of its latest checkpoint, as the
     official stage 2 starts from stage 1's EMA), a PITI file, or a GLIDE file / registry id
-    (converted: decoder copied, fresh encoder for `input_kind`)."""
+    (converted: decoder copied, fresh encoder for `input_kind`). `family="glide"` asks for a
+    GLIDE model as it is (text-to-image pretraining). `condition_size` > 0 sets the input
+    size of a fresh encoder (its tokens: (size/16)²), else the matching PITI preset's."""
     if Path(init).is_dir():
         state, config, _ = ema_state(init)
+        if family == "piti" and config.family == "glide" and input_kind is not None:
+            config, state = glide_to_piti(state, config, input_kind, condition_size=condition_size)
         model = instantiate(config, state)
     else:
         path = resolve(init, weights_dir)
-        model, config = load_model(path, preset=preset, input_kind=input_kind,
-                                   glide=str(resolve(glide, weights_dir)) if glide else None)
-    if config.family != "piti":
-        raise InputError(f"{init}: a GLIDE file needs --input-kind to become a PITI model")
+        model, config = load_model(path, preset=preset, input_kind=input_kind if family == "piti" else None,
+                                   glide=str(resolve(glide, weights_dir)) if glide else None,
+                                   condition_size=condition_size)
+    if config.family != family:
+        raise InputError(f"{init}: a GLIDE file needs --input-kind to become a PITI model" if family == "piti"
+                         else f"{init}: --stage pretrain trains a GLIDE model; this is a PITI model")
     # instantiate adopts the file's tensors; own them before training changes them in place
     model.load_state_dict({k: v.detach().clone().float() for k, v in model.state_dict().items()}, assign=True)
     return model.float().train().requires_grad_(True), config

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from piti_cli.checkpoints.convert import load_model
 from piti_cli.cli.main import app
 from piti_cli.train.state import list_checkpoints
-from tests.train.conftest import glide_base, scenes_pack  # noqa: F401  (fixtures)
+from tests.train.conftest import glide_base, glide_upsample, scenes_pack  # noqa: F401  (fixtures)
 
 
 runner = CliRunner()
@@ -76,3 +76,34 @@ def test_resume_keeps_the_runs_own_length_unless_max_steps_is_given(tmp_path, sc
     refused = runner.invoke(app, ["finetune", "--run-dir", str(run), "--resume", "--stage", "encoder"])
     assert refused.exit_code == 1 and "--stage encoder: cannot change when resuming" in refused.stderr
     assert list_checkpoints(run)[-1][0] == 4
+
+
+def test_pretrain_then_convert_from_the_cli(tmp_path, glide_upsample):
+    """`--stage pretrain` on a pack with captions, then the GLIDE → PITI step from its run
+    folder with `--condition-size`; a pack without captions is one line, exit 1."""
+    import numpy as np
+
+    from piti_cli.data.scenes import caption, make_scenes, write_pack
+
+    images, masks = make_scenes(4, seed=2)
+    pack = write_pack(tmp_path / "c.h5", images, masks, captions=np.stack([caption(m) for m in masks]))
+    common = ["--data", str(pack), "--batch-size", "2", "--device", "cpu", "--max-steps", "1",
+              "--perceptual", "none", "--crop-size", "64"]
+    pre = runner.invoke(app, ["upsample-train", *common, "--run-dir", str(tmp_path / "pre"), "--init",
+                              str(glide_upsample), "--preset", "glide-upsample-tiny", "--stage", "pretrain",
+                              "--no-flip", "--degradation", "bicubic"])
+    assert pre.exit_code == 0, pre.output
+    config = json.loads((tmp_path / "pre" / "config.json").read_text())
+    assert config["stage"] == "pretrain" and config["degradation"] == "bicubic"
+    piti_run = runner.invoke(app, ["upsample-train", *common, "--run-dir", str(tmp_path / "up"), "--init",
+                                   str(tmp_path / "pre"), "--input-kind", "mask", "--condition-size", "128"])
+    assert piti_run.exit_code == 0, piti_run.output
+    out = tmp_path / "up.safetensors"
+    assert runner.invoke(app, ["finetune", "export", str(tmp_path / "up"), str(out)]).exit_code == 0
+    _, cfg = load_model(out)
+    assert cfg.family == "piti" and cfg.is_upsampler and cfg.encoder.input_size == 128
+    plain = write_pack(tmp_path / "plain.h5", images, masks)
+    refused = runner.invoke(app, ["upsample-train", *common, "--data", str(plain), "--run-dir", str(tmp_path / "x"),
+                                  "--init", str(glide_upsample), "--preset", "glide-upsample-tiny",
+                                  "--stage", "pretrain"])
+    assert refused.exit_code == 1 and "no /captions" in refused.output and "Traceback" not in refused.output

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from piti_cli.data.scenes import CLASS_COLOURS, colour_accuracy, make_scenes
+from piti_cli.data.scenes import CLASS_COLOURS, colour_accuracy, colour_kept, make_scenes
 
 
 def test_colour_accuracy_of_a_flat_picture_is_the_class_share():
@@ -20,3 +20,30 @@ def test_rendered_scenes_score_near_one_and_shuffled_ones_near_chance():
     pictures = torch.from_numpy(images[:, 2::4, 2::4].copy()).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     assert colour_accuracy(pictures, masks) > 0.99  # textures (±20%) keep the nearest colour
     assert colour_accuracy(pictures, np.roll(masks, 1, axis=0)) < 0.6  # someone else's mask
+
+
+def test_colour_kept_is_one_for_the_originals_and_zero_for_grey():
+    images, masks = make_scenes(3, seed=5)
+    pictures = torch.from_numpy(images).permute(0, 3, 1, 2).double() / 127.5 - 1.0
+    assert colour_kept(pictures, pictures, masks) == pytest.approx(1.0)
+    grey = pictures.mean(1, keepdim=True).expand_as(pictures)
+    assert colour_kept(grey, pictures, masks) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_colour_kept_is_the_chroma_ratio_of_region_means_and_ignores_zero_mean_noise():
+    images, masks = make_scenes(2, seed=6)
+    pictures = torch.from_numpy(images).permute(0, 3, 1, 2).double() / 127.5 - 1.0
+    # a float64 restatement: per picture and class, the mean colour's max − min, area-weighted
+    def chroma(x):
+        total = 0.0
+        for b in range(x.shape[0]):
+            for c in np.unique(masks[b]):
+                mean = x[b].numpy()[:, masks[b] == c].mean(1)
+                total += (mean.max() - mean.min()) * (masks[b] == c).sum()
+        return total
+    pale = 0.5 * pictures + 0.5 * pictures.mean(1, keepdim=True)  # halfway to its own grey
+    assert colour_kept(pale, pictures, masks) == pytest.approx(chroma(pale) / chroma(pictures), rel=1e-12)
+    assert colour_kept(pale, pictures, masks) == pytest.approx(0.5, rel=1e-9)
+    g = torch.Generator().manual_seed(0)
+    noisy = pictures + 0.1 * torch.randn(pictures.shape, generator=g, dtype=torch.float64)
+    assert colour_kept(noisy, pictures, masks) == pytest.approx(1.0, abs=0.02)

@@ -9,7 +9,8 @@ from tests.train.conftest import glide_base, scenes_pack  # noqa: F401  (fixture
 
 
 def test_train_for_continues_the_run_and_keeps_its_budget(tmp_path, scenes_pack, glide_base):
-    cfg = scene_base_config(scenes_pack, tmp_path / "run", glide_base, batch_size=2)
+    cfg = scene_base_config(scenes_pack, tmp_path / "run", glide_base, preset="glide-base-tiny", batch_size=2,
+                            condition_size=0)
     budget = tmp_path / "budget.json"
     assert train_for(cfg, 1e-6, budget, chunk=1, report=lambda _: None) == 1  # one chunk spends the budget
     spent = json.loads(budget.read_text())["seconds"]

@@ -65,6 +65,22 @@ def test_atomic_path_gives_the_umask_permissions(tmp_path):
         os.umask(old)
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_checkpoints_get_the_umask_permissions(tmp_path, suffix):
+    """safetensors recreates its file as 0600 whatever the umask; a written checkpoint must
+    still get the umask's permissions like every other file."""
+    import torch
+
+    from piti_cli.checkpoints.io import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / f"w{suffix}", {"a": torch.zeros(2)}, extra={"step": 1} if suffix == ".safetensors" else None)
+        assert stat.S_IMODE((tmp_path / f"w{suffix}").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
 def test_a_failed_write_leaves_neither_temp_file_nor_half_file(tmp_path):
     (tmp_path / "old.bin").write_bytes(b"old")
     for target in (tmp_path / "new.bin", tmp_path / "old.bin"):
