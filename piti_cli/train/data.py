@@ -19,7 +19,8 @@ nearest), replaced by the null condition (all ones) with probability `uncond_p`;
 `degradation="bicubic"` the clean PIL-BICUBIC 4× reduction); ``k``. For a GLIDE model
 (text-to-image pretraining, `caption_length` L > 0) ``tokens`` (L,) and ``token_mask`` (L,)
 take the condition's place: the pack's caption, cut to L; a dropped caption is the empty one
-(every position padding), as GLIDE's unconditional input.
+(every position padding), as GLIDE's unconditional input. A flip mirrors the picture, not the
+caption: pretrain with `flip=False` when captions say where things are.
 
 Upsampler crops (`crop_size` c > 0): a random c×c window of the S×S image, at a position
 that is a multiple of the scale factor S/64, and the BSR degradation of that window, so
