@@ -134,7 +134,8 @@ class TrainingStream(torch.utils.data.Dataset):
         image, stored = raw["image"], raw["condition"]
         if self.flip and rng.random() < 0.5:
             image = np.ascontiguousarray(image[:, ::-1])
-            stored = flip_condition(self.kind, stored)
+            if not self.caption_length:  # a caption run never uses the stored condition
+                stored = flip_condition(self.kind, stored)
         drop = rng.random() < self.uncond_p
         if self.caption_length:
             item = {"k": k, "image": model_image(image, self.image_size), **self._caption(raw["caption"], drop)}
