@@ -89,12 +89,48 @@ def _dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+def one_row_per_call(model: PitiModel) -> bool:
+    """Whether the network sees one batch row per call: on the CPU, except bf16 at 64².
+
+    MKL's fp32 GEMMs and oneDNN's convolutions choose their blocking, and so the order of
+    their sums, from the number of rows: a picture changes in its last bits (≤ 5e-7 per fp32
+    layer on the tiny presets) with the batch around it. Called one row at a time, a picture
+    gets the same arithmetic at any batch size, in any process. Measured on this CPU, rows one
+    at a time vs batched: full piti-base-mask fp32 0.85×, the demo upsampler fp32 0.67× and
+    bf16 0.98×, the demo base fp32 1.39× — and bf16 at 64² 2.4×, where oneDNN's kernels are
+    batch-invariant anyway, so that case keeps its batch. CUDA keeps real batches and is not
+    batch-invariant (README, reproducibility). tests/pipeline/test_sample_runs.py checks it."""
+    p = next(model.parameters())
+    if p.device.type != "cpu":
+        return False
+    return p.dtype == torch.float32 or model.config.unet.image_size > 64
+
+
+def _rows(fn, x: torch.Tensor, *per_row):
+    """``fn`` over the batch, whole or one row per call (`one_row_per_call`)."""
+    return torch.cat([fn(x[i:i + 1], *(None if a is None else a[i:i + 1] for a in per_row))
+                      for i in range(x.shape[0])])
+
+
+def encode(model: PitiModel, cond: torch.Tensor) -> ConditionEmbedding:
+    """The condition encoder over a batch, one row per call where that keeps pictures
+    batch-invariant (`one_row_per_call`)."""
+    if not one_row_per_call(model):
+        return model.encode(cond)
+    return ConditionEmbedding.cat([model.encode(cond[i:i + 1]) for i in range(cond.shape[0])])
+
+
 def network_denoiser(model: PitiModel, embedding: ConditionEmbedding, low_res: torch.Tensor | None = None):
     """Bind a network to a fixed condition embedding (and low-res image) as a denoiser."""
     dtype = _dtype(model)
 
+    def call(x, t, pooled, tokens, low):
+        return model(x.to(dtype), t, embedding=ConditionEmbedding(pooled, tokens), low_res=low).float()
+
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return model(x.to(dtype), t, embedding=embedding, low_res=low_res).float()
+        if one_row_per_call(model):
+            return _rows(call, x, t, embedding.pooled, embedding.tokens, low_res)
+        return call(x, t, embedding.pooled, embedding.tokens, low_res)
 
     return denoise
 
@@ -105,9 +141,9 @@ def make_denoiser(model: PitiModel, cond: torch.Tensor, settings: StageSettings,
     cond = cond.to(dtype)
     with torch.no_grad():
         if settings.guidance == 1.0 and not settings.normalized:
-            return network_denoiser(model, model.encode(cond), low_res)
+            return network_denoiser(model, encode(model, cond), low_res)
         null = model.null_condition(cond.shape[0], cond.device, dtype)
-        pair = model.encode(torch.cat([cond, null]))
+        pair = encode(model, torch.cat([cond, null]))
     pair_low = None if low_res is None else torch.cat([low_res, low_res])
     conditional = None
     if settings.guidance_interval is not None:  # the conditional half of the same encoding, alone

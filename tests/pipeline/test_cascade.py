@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from piti_cli.checkpoints.convert import load_model
-from piti_cli.pipeline.cascade import StageSettings, quantize_8bit, sample_cascade, sample_stage
+from piti_cli.pipeline.cascade import StageSettings, one_row_per_call, quantize_8bit, sample_cascade, sample_stage
 
 
 def test_quantize_8bit_truncates_like_the_official_code():
@@ -15,14 +15,15 @@ def test_quantize_8bit_truncates_like_the_official_code():
 
 def test_condition_encoder_runs_once_per_batch_not_per_step(tiny_mask_models):
     model, _ = load_model(tiny_mask_models[0])
-    calls = []
-    model.encoder.register_forward_hook(lambda *a: calls.append(1))
+    rows = []
+    model.encoder.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
     cond = torch.rand(2, 3, 64, 64) * 2 - 1
-    g = torch.Generator().manual_seed(0)
-    out = sample_stage(model, cond, StageSettings(steps="6", guidance=2.0), g)
-    assert out.shape == (2, 3, 64, 64)
-    assert len(calls) == 1  # cond and null condition encoded together, once
-    assert out.abs().max() <= 1.0 + 1e-6
+    for steps in ("3", "6"):
+        rows.clear()
+        out = sample_stage(model, cond, StageSettings(steps=steps, guidance=2.0), torch.Generator().manual_seed(0))
+        assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1.0 + 1e-6
+        # cond and null condition encoded once: 4 rows (fp32 on the CPU: one row per call)
+        assert sum(rows) == 4 and rows == ([1] * 4 if one_row_per_call(model) else [4])
 
 
 def test_cascade_shapes_and_seed_determinism(tiny_mask_models):
@@ -71,17 +72,18 @@ def test_guidance_interval_skips_the_null_half_outside(tiny_mask_models):
     from piti_cli.diffusion.respace import space_timesteps
 
     model, _ = load_model(tiny_mask_models[0])
-    batches = []
-    model.decoder.register_forward_hook(lambda mod, args, out: batches.append(out.shape[0]))
+    calls = []  # (network t, rows) per decoder call; fp32 on the CPU calls it one row at a time
+    model.decoder.register_forward_hook(lambda mod, args, out: calls.append((float(args[1][0]), out.shape[0])))
     cond = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
     steps = model.config.diffusion.steps
     net_t = [k * 1000.0 / steps for k in reversed(space_timesteps(steps, "4"))]
     lo, hi = 150.0, 650.0
     runs = {}
     for interval in (None, (0.0, 1000.0), (lo, hi)):
-        batches.clear()
+        calls.clear()
         settings = StageSettings(sampler="ddim", steps="4", guidance=2.0, guidance_interval=interval)
         runs[interval] = sample_stage(model, cond, settings, torch.Generator().manual_seed(3))
+        batches = [sum(n for t, n in calls if t == step_t) for step_t in dict.fromkeys(t for t, _ in calls)]
         expected = [2 if interval is None or interval[0] <= t <= interval[1] else 1 for t in net_t]
         assert batches == expected
     assert 1 in batches and 2 in batches
