@@ -158,6 +158,15 @@ class PackedDataset(_TorchDataset):
             item["condition"] = self.condition_tensor(stored)
         return item
 
+    def source_ids(self, indices: range) -> list[str]:
+        """The source ids of a range of rows, without reading their pictures."""
+        try:
+            raw = self._h5()["source_ids"][indices.start:indices.stop]
+        except Exception as err:
+            raise InputError(f"{self.path}: source ids unreadable ({type(err).__name__}: "
+                             f"{one_line(str(err))[:120]})") from None
+        return [s.decode() if isinstance(s, bytes) else str(s) for s in raw]
+
     def __getstate__(self):  # never pickle an open h5py handle into a worker
         state = dict(self.__dict__)
         state["_file"] = None

@@ -113,8 +113,8 @@ def run_edit(
         up, _ = _load(upsampler or DEFAULT_UPSAMPLER, weights_dir, "upsampler")
         up = prepare(up, dev, precision)
     model = prepare(model, dev, precision)
-    cond_a = torch.from_numpy(a.array)[None].to(dev)
-    cond_b = torch.from_numpy(b.array)[None].to(dev)
+    cond_a = torch.from_numpy(a.read())[None].to(dev)
+    cond_b = torch.from_numpy(b.read())[None].to(dev)
     generator = torch.Generator(dev).manual_seed(seed)
     steps = len(stage_process(model, ddim_settings(settings)).timestep_map)
     runs = 3 if photo is not None else 2  # (inversion,) original, edited: one progress count

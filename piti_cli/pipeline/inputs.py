@@ -1,14 +1,16 @@
 """Conditions for sampling: from a picture file, a folder of them, or a packed HDF5 split.
 
 How each input kind's file becomes a model condition (the official preprocessing, PIL
-resizes) is the business of `piti_cli.data.kinds`; this module finds the files, reads a pack
-range, and fits conditions to the encoder's input size. Every condition is float32
-(C, 256, 256) in [-1, 1].
+resizes) is the business of `piti_cli.data.kinds`; this module finds the inputs (files or a
+pack range), checks them, and fits conditions to the encoder's input size. An input is read
+when it is needed (`Condition.read`): float32 (C, 256, 256) in [-1, 1].
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import hashlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +21,44 @@ from piti_cli.data.reader import PackedDataset
 from piti_cli.errors import InputError
 
 
-@dataclass
+@dataclass(frozen=True)
 class Condition:
+    """One input, by where it lives: read on demand, so a run over a dataset never holds all
+    of its conditions, and each torchrun rank reads only the inputs it checks and samples."""
+
     name: str  # output files are named after it
-    array: np.ndarray  # float32 (C, 256, 256) in [-1, 1]
+    path: str
+    kind: str  # the model input kind
+    row: int | None = None  # a pack's row, else a picture file
+    digest: str = ""  # sha256 of the float32 array, set once `check` has read it
+
+    @property
+    def where(self) -> str:
+        return self.path if self.row is None else f"{self.path} row {self.row}"
+
+    def read(self) -> np.ndarray:
+        """float32 (C, 256, 256) in [-1, 1]; `InputError` naming the input if it is unusable."""
+        if self.row is None:
+            array = get_kind(self.kind).read(Path(self.path))
+        else:
+            pack = _open_pack(self.path)
+            array = pack.condition_tensor(pack[self.row]["condition"]).numpy()
+        if not np.isfinite(array).all():  # NaN/Inf never reaches the sampler (a black picture)
+            raise InputError(f"{self.where}: the condition holds non-finite values (NaN/Inf)")
+        return array
 
 
-def load_conditions(spec: str | Path, kind: str, limit: int | None = None,
-                    skipped: list[tuple[str, str]] | None = None) -> list[Condition]:
-    """Conditions from a file, a folder (sorted by name), or `pack.h5` / `pack.h5:N-M`.
+def find_inputs(spec: str | Path, kind: str, limit: int | None = None) -> list[Condition]:
+    """The inputs of a file, a folder (sorted by name), or `pack.h5` / `pack.h5:N-M`, unread.
 
-    Every input is read and checked before the caller samples anything. Unusable files of a
-    folder are appended to `skipped` as (path, why) when a list is given (the batch policy:
-    the good ones are used), else one `InputError` lists all of them (not just the first);
-    a folder with no usable file at all is always an `InputError`."""
+    `InputError` for what can be told without reading them: no such file, an empty folder,
+    a pack of another kind, a bad row range."""
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: must be at least 1")
     text = str(spec)
     path = Path(text.split(":")[0] if ".h5" in text else text)
     if path.suffix in (".h5", ".hdf5"):
-        return _from_pack(path, text, kind, limit)
+        return _pack_rows(path, text, kind, limit)
     reader = get_kind(kind)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in reader.suffixes)
@@ -48,31 +68,54 @@ def load_conditions(spec: str | Path, kind: str, limit: int | None = None,
         files = [path]
     else:
         raise InputError(f"{path}: no such file or folder")
-    files = files[:limit] if limit else files
-    conditions, problems = [], []
-    for p in files:
+    return [Condition(p.stem, str(p), kind) for p in (files[:limit] if limit else files)]
+
+
+Problem = tuple[str, str]  # (where, why)
+
+
+def check(inputs: list[Condition]) -> list[Condition | Problem]:
+    """Read each input once: the input with its digest, or (where, why) it is unusable."""
+    out: list[Condition | Problem] = []
+    for c in inputs:
         try:
-            conditions.append(Condition(p.stem, _checked(p, reader.read(p))))
+            array = np.ascontiguousarray(c.read(), np.float32)
         except InputError as err:
-            problems.append((p, str(err)))
-    if problems and skipped is not None and conditions:
-        skipped.extend((str(p), why) for p, why in problems)
-        return conditions
-    if problems:
-        problems = [why for _, why in problems]
-        head = "" if len(files) == 1 else f"{len(problems)} of {len(files)} inputs are unusable: "
-        raise InputError(head + "; ".join(problems[:20]) + (" ..." if len(problems) > 20 else ""))
-    return conditions
+            out.append((c.where, str(err)))
+        else:
+            out.append(replace(c, digest=hashlib.sha256(array.tobytes()).hexdigest()))
+    return out
 
 
-def _checked(where, array: np.ndarray) -> np.ndarray:
-    """A condition with NaN/Inf never reaches the sampler (it would become a black picture)."""
-    if not np.isfinite(array).all():
-        raise InputError(f"{where}: the condition holds non-finite values (NaN/Inf)")
-    return array
+def settle(checked: list[Condition | Problem], skipped: list[tuple[str, str]] | None = None) -> list[Condition]:
+    """The usable inputs, by the batch policy: unusable files of a folder are appended to
+    `skipped` as (path, why) when a list is given and some input is usable; otherwise one
+    `InputError` lists all the problems (not just the first). A pack's bad row always refuses."""
+    good = [c for c in checked if isinstance(c, Condition)]
+    problems = [c for c in checked if not isinstance(c, Condition)]
+    if not problems:
+        return good
+    if skipped is not None and good and all(c.row is None for c in good):
+        skipped.extend(problems)
+        return good
+    why = [w for _, w in problems]
+    head = "" if len(checked) == 1 else f"{len(problems)} of {len(checked)} inputs are unusable: "
+    raise InputError(head + "; ".join(why[:20]) + (" ..." if len(why) > 20 else ""))
 
 
-def _from_pack(path: Path, spec: str, kind: str, limit: int | None) -> list[Condition]:
+def load_conditions(spec: str | Path, kind: str, limit: int | None = None,
+                    skipped: list[tuple[str, str]] | None = None) -> list[Condition]:
+    """`find_inputs`, then every input read and checked (`check`, `settle`) before the caller
+    samples anything; a folder with no usable file at all is always an `InputError`."""
+    return settle(check(find_inputs(spec, kind, limit)), skipped)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_pack(path: str) -> PackedDataset:
+    return PackedDataset(path)
+
+
+def _pack_rows(path: Path, spec: str, kind: str, limit: int | None) -> list[Condition]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     dataset = PackedDataset(path)
@@ -91,12 +134,9 @@ def _from_pack(path: Path, spec: str, kind: str, limit: int | None) -> list[Cond
     indices = range(start, stop)
     if limit:
         indices = indices[:limit]
-    out = []
-    for i in indices:
-        item = dataset[i]
-        array = _checked(f"{path} row {i}", dataset.condition_tensor(item["condition"]).numpy())
-        out.append(Condition(str(item.get("source_id", i)), array))
-    return out
+    ids = dataset.source_ids(indices)
+    dataset.close()
+    return [Condition(name, str(path), kind, i) for name, i in zip(ids, indices)]
 
 
 def fit_to_encoder(array: np.ndarray, size: int) -> np.ndarray:

@@ -11,7 +11,6 @@ the same folder keeps the finished pictures whose settings match and does the re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -36,7 +35,7 @@ from piti_cli.pipeline.cascade import (
     sample_cascade,
     stage_process,
 )
-from piti_cli.pipeline.inputs import Condition, fit_to_encoder, load_conditions
+from piti_cli.pipeline.inputs import Condition, check, find_inputs, fit_to_encoder, settle
 from piti_cli.pipeline.models import DEFAULT_BASE, DEFAULT_UPSAMPLER, load_pair, load_stage
 from piti_cli.pipeline.noise import RowNoise
 from piti_cli.pipeline.progress import SampleProgress
@@ -115,31 +114,44 @@ def _pictures(conditions: list[Condition], num_samples: int) -> list[Picture]:
 
 
 class _Plan:
-    """Everything every rank knows before sampling: models, pictures, what is left to do."""
+    """Everything every rank knows before sampling: models, pictures, what is left to do.
+
+    Built in two steps around the ranks' meetings (`plan`): the models and the list of
+    inputs first, then — once every rank has read and checked its share of the inputs and of
+    the earlier outputs — the pictures and what is pending."""
 
     def __init__(self, job: SampleJob, device: torch.device):
         _check_settings(job)
-        self.precision = resolve_precision(job.precision, device)
-        base, self.base_info, up, self.up_info = load_pair(job.base, job.upsampler, job.base_only, job.weights_dir)
-        # Every input is read and checked before any sampling: bad input writes nothing;
-        # unusable files of a folder are skipped and listed (refused with job.strict).
-        self.skipped: list[tuple[str, str]] = []
-        self.conditions = load_conditions(job.cond, base.config.input_kind, job.limit,
-                                          None if job.strict else self.skipped)
-        self.pictures = _pictures(self.conditions, job.num_samples)
-        self.digests = {c.name: hashlib.sha256(np.ascontiguousarray(c.array, np.float32).tobytes()).hexdigest()
-                        for c in self.conditions}
         self.job, self.device = job, device
+        self.precision = resolve_precision(job.precision, device)
+        self._base, self.base_info, self._up, self.up_info = load_pair(
+            job.base, job.upsampler, job.base_only, job.weights_dir)
+        self.inputs = find_inputs(job.cond, self._base.config.input_kind, job.limit)
+
+    def settle_inputs(self, checked: list) -> None:
+        # Every input is checked before any sampling: bad input writes nothing; unusable
+        # files of a folder are skipped and listed (refused with job.strict).
+        self.skipped: list[tuple[str, str]] = []
+        self.conditions = settle(checked, None if self.job.strict else self.skipped)
+        self.pictures = _pictures(self.conditions, self.job.num_samples)
         # Rows per network batch, the same in every process and rerun of this job.
-        self.rows = max(1, min(job.batch_size, len(self.pictures)))
-        self.pending, self.kept = self._split_done(job)
-        self.base = prepare(base, device, self.precision)
-        self.upsampler = prepare(up, device, self.precision) if up is not None else None
+        self.rows = max(1, min(self.job.batch_size, len(self.pictures)))
+
+    def settle_outputs(self, states: list[str]) -> None:
+        """`states[i]` is `output_state` of picture i: finished pictures are kept, the rest
+        pending; the first conflict refuses the run."""
+        for picture, state in zip(self.pictures, states):
+            if state not in ("pending", "kept"):
+                raise provenance.refuse_mixing(state)
+        self.pending = [p for p, state in zip(self.pictures, states) if state == "pending"]
+        self.kept = [p for p, state in zip(self.pictures, states) if state == "kept"]
+        self.base = prepare(self._base, self.device, self.precision)
+        self.upsampler = prepare(self._up, self.device, self.precision) if self._up is not None else None
 
     def record(self, picture: Picture) -> dict:
         job = self.job
         return {
-            "condition": picture.condition.name, "condition_sha256": self.digests[picture.condition.name],
+            "condition": picture.condition.name, "condition_sha256": picture.condition.digest,
             "sample_index": picture.index, "seed": job.seed, "precision": self.precision,
             "base": {"sha256": self.base_info["sha256"], "preset": self.base_info["preset"], **job.base_settings.as_dict()},
             "upsampler": None if self.up_info is None else {
@@ -147,29 +159,53 @@ class _Plan:
             "piti_version": __version__, "device": self.device.type,
         }
 
-    def _split_done(self, job: SampleJob) -> tuple[list[Picture], list[Picture]]:
-        if job.overwrite:
-            return list(self.pictures), []
-        pending, kept = [], []
-        for picture in self.pictures:
-            path = job.out / picture.file
-            if not path.exists():
-                pending.append(picture)
-                continue
-            reason = provenance.conflict(path, _jsonable(self.record(picture)))
-            if reason:
-                raise provenance.refuse_mixing(reason)
-            low_missing = job.save_low_res and self.up_info is not None and not (job.out / "64" / picture.file).exists()
-            (pending if low_missing else kept).append(picture)
-        return pending, kept
+    def output_state(self, picture: Picture) -> str:
+        """"pending", "kept" (finished by an earlier run with these settings) or the reason
+        its file conflicts with this run."""
+        job = self.job
+        path = job.out / picture.file
+        if job.overwrite or not path.exists():
+            return "pending"
+        reason = provenance.conflict(path, _jsonable(self.record(picture)))
+        if reason:
+            return reason
+        low_missing = job.save_low_res and self.up_info is not None and not (job.out / "64" / picture.file).exists()
+        return "pending" if low_missing else "kept"
 
     def batch_tensors(self, batch: list[Picture]) -> tuple[torch.Tensor, list[tuple[str, int]]]:
-        """Conditions and noise keys for a batch, padded to `rows` (padding rows are dropped)."""
+        """Conditions and noise keys for a batch, padded to `rows` (padding rows are dropped).
+        Each condition is read here, when its batch comes."""
         size = self.base.config.encoder.input_size
         padded = batch + [batch[0]] * (self.rows - len(batch))
         keys = [p.key for p in batch] + [("\x00padding", j) for j in range(self.rows - len(batch))]
-        cond = np.stack([fit_to_encoder(p.condition.array, size) for p in padded])
+        arrays = {p.condition.name: p.condition.read() for p in batch}
+        cond = np.stack([fit_to_encoder(arrays[p.condition.name], size) for p in padded])
         return torch.from_numpy(cond).to(self.device), keys
+
+
+def make_plan(job: SampleJob, device: torch.device, info) -> _Plan:
+    """The plan, the same on every rank. Each rank reads and checks only its share of the
+    inputs and of the earlier outputs (`shard.my_part`); the results are gathered, so a
+    problem anywhere stops every rank with the same message (`shard.agree`)."""
+    result, part, error = None, None, None
+    try:
+        result = _Plan(job, device)
+        part = check(shard.my_part(result.inputs, info))
+    except Exception as err:  # every rank stops on any rank's bad input
+        error = err
+    shard.agree(info, error)
+    try:
+        result.settle_inputs(shard.gather(part, info))
+        states = [result.output_state(p) for p in shard.my_part(result.pictures, info)]
+    except Exception as err:
+        error = err
+    shard.agree(info, error)
+    try:
+        result.settle_outputs(shard.gather(states, info))
+    except Exception as err:
+        error = err
+    shard.agree(info, error)
+    return result
 
 
 def _jsonable(record: dict) -> dict:
@@ -207,12 +243,8 @@ def run_sample(job: SampleJob, progress: Callable[..., None] | None = None) -> S
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
     job.out = Path(job.out)
     with shard.process_group(job.device) as (info, device):
-        plan, error = None, None
-        try:
-            plan = _Plan(job, device)
-        except Exception as err:  # every rank stops on any rank's bad input
-            error = err
-        shard.agree(info, error)
+        plan = make_plan(job, device, info)
+        error = None
         result = SampleResult(kept=[job.out / p.file for p in plan.kept], precision=plan.precision,
                               rank=info.rank, world_size=info.world_size, skipped=plan.skipped)
         mine = shard.my_part(plan.pending, info)
@@ -256,7 +288,7 @@ def _grid(plan: _Plan) -> np.ndarray:
     rows = []
     for c in plan.conditions[:GRID_ROWS]:
         samples = [read_image(plan.job.out / p.file, "RGB") for p in plan.pictures if p.condition is c]
-        rows.append([resize_nearest(condition_picture(c.array), samples[0].shape[:2]), *samples])
+        rows.append([resize_nearest(condition_picture(c.read()), samples[0].shape[:2]), *samples])
     return make_grid(rows)
 
 

@@ -2,8 +2,9 @@
 
 torchrun's environment (RANK, WORLD_SIZE, ...) puts each process in a group (NCCL on GPUs,
 gloo on CPUs) through `piti_cli.train.distributed`; one process is the same code with one
-rank. Every rank reads and checks all inputs, then takes every N-th pending picture and writes
-its own PNGs. `agree` is the one meeting point: all ranks report how their part went, and if
+rank. Each rank reads and checks every N-th input (and every N-th earlier output), `gather`
+shares the results, then each takes every N-th pending picture, reads its conditions and
+writes its own PNGs: no rank holds all the conditions. `agree` is the one meeting point: all ranks report how their part went, and if
 one failed every rank stops with that rank's one-line message (rank 0 says it, the others
 stop quietly with `ShardStopped`).
 """
@@ -40,6 +41,16 @@ def process_group(device_name: str) -> Iterator[tuple[DistInfo, object]]:
 def my_part(items: Sequence[T], info: DistInfo) -> list[T]:
     """Every `world_size`-th item from this rank's index: parts differ by at most one."""
     return list(items[info.rank::info.world_size])
+
+
+def gather(part: list[T], info: DistInfo) -> list[T]:
+    """Every rank's `my_part` results put back in the order of the whole, on every rank."""
+    if not info.enabled:
+        return list(part)
+    parts: list = [None] * info.world_size
+    dist.all_gather_object(parts, part)
+    total = sum(len(p) for p in parts)
+    return [parts[i % info.world_size][i // info.world_size] for i in range(total)]
 
 
 def agree(info: DistInfo, error: BaseException | None) -> None:

@@ -12,8 +12,9 @@ def test_real_masks_load_as_unit_range_colour(reference_dir):
     assert [c.name for c in conds] == sorted(p.stem for p in (reference_dir / "piti_test_inputs" / "mask").glob("*.png"))
     for c in conds:
         raw = np.asarray(Image.open(reference_dir / "piti_test_inputs" / "mask" / f"{c.name}.png").convert("RGB"))
-        assert c.array.shape == (3, 256, 256)
-        assert np.allclose(c.array, raw.transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
+        array = c.read()
+        assert array.shape == (3, 256, 256)
+        assert np.allclose(array, raw.transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
 
 
 def test_real_sketches_become_l1_distance_maps(reference_dir):
@@ -22,8 +23,9 @@ def test_real_sketches_become_l1_distance_maps(reference_dir):
         raw = np.asarray(Image.open(folder / f"{c.name}.png").convert("L")) > 127
         # Independent reference: exact taxicab distance to the nearest edge pixel, capped at 255.
         dist = np.minimum(ndimage.distance_transform_cdt(~raw, metric="taxicab"), 255)
-        assert c.array.shape == (1, 256, 256)
-        assert np.allclose((c.array[0] + 1) * 127.5, dist, atol=1e-3)
+        array = c.read()
+        assert array.shape == (1, 256, 256)
+        assert np.allclose((array[0] + 1) * 127.5, dist, atol=1e-3)
 
 
 def test_colour_outside_the_palette_is_one_clear_error(tmp_path):

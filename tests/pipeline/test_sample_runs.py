@@ -147,10 +147,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank: int, world: int, port: int, jobs: list, results: Path) -> None:
-    """One torchrun-like process: the env-based init torchrun gives, then `run_sample`."""
+def _rank(rank: int, world: int, port: int, jobs: list, results: Path, watch: str | None = None) -> None:
+    """One torchrun-like process: the env-based init torchrun gives, then `run_sample`.
+    With `watch`, the outcome lists the files under that folder this process opened (PIL)."""
+    from PIL import Image as PILImage
+
     from piti_cli.errors import PitiError
     from piti_cli.pipeline.shard import ShardStopped
+
+    opened = []
+    if watch is not None:
+        real_open = PILImage.open
+
+        def recording_open(fp, *args, **kwargs):
+            if str(fp).startswith(watch):
+                opened.append(Path(fp).name)
+            return real_open(fp, *args, **kwargs)
+
+        PILImage.open = recording_open
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
@@ -158,15 +172,18 @@ def _rank(rank: int, world: int, port: int, jobs: list, results: Path) -> None:
     try:
         result = run_sample(jobs[rank])
         outcome = {"images": [p.name for p in result.images], "sidecar": result.sidecar is not None}
+        if watch is not None:
+            outcome["opened"] = opened
     except (PitiError, ShardStopped) as err:
         outcome = {"error": type(err).__name__, "message": str(err)}
     (results / f"rank{rank}.json").write_text(json.dumps(outcome))
 
 
-def _spawn(jobs: list, tmp_path: Path) -> list[dict]:
+def _spawn(jobs: list, tmp_path: Path, watch: Path | None = None) -> list[dict]:
     import torch.multiprocessing as mp
 
-    mp.spawn(_rank, args=(len(jobs), _free_port(), jobs, tmp_path), nprocs=len(jobs), join=True)
+    args = (len(jobs), _free_port(), jobs, tmp_path, None if watch is None else str(watch))
+    mp.spawn(_rank, args=args, nprocs=len(jobs), join=True)
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(len(jobs))]
 
 
@@ -186,6 +203,17 @@ def test_two_gloo_processes_write_the_same_pictures_as_one(tiny_mask_models, mas
     record = json.loads((tmp_path / "two" / SIDECAR).read_text())
     assert len(record["runs"]) == 1 and record["runs"][0]["world_size"] == 2
     assert record["pictures"] == {"m0.png": 0, "m1.png": 0, "m2.png": 0}
+
+
+@pytest.mark.slow
+def test_each_rank_reads_only_its_share_of_the_inputs(tiny_mask_models, masks, tmp_path):
+    """Rank r checks inputs r, r + 2, ... and samples pictures r, r + 2, ...: each of its
+    masks is opened twice (check, then its batch), the other rank's never."""
+    shared = job(tiny_mask_models, masks, tmp_path / "o", batch_size=1, limit=4)
+    outcomes = _spawn([shared, shared], tmp_path, watch=masks)
+    assert sorted(outcomes[0]["opened"]) == ["m0.png", "m0.png", "m2.png", "m2.png"]
+    assert sorted(outcomes[1]["opened"]) == ["m1.png", "m1.png", "m3.png", "m3.png"]
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.png")) == ["m0.png", "m1.png", "m2.png", "m3.png"]
 
 
 @pytest.mark.slow
