@@ -70,13 +70,13 @@ def stage_calls(stage: str, settings: StageSettings, precision: str, device: tor
     cond = (torch.rand(1, *model.condition_shape, device=device) * 2 - 1).to(dtype)
     counts = call_rows(preset, settings)
     calls = []
-    for rows, n in sorted(counts.items()):
-        emb = model.encode(torch.cat([cond] * rows))
+    for rows, n in sorted(counts.items()):  # as piti calls it (one row per call in CPU fp32)
+        emb = cascade.encode(model, torch.cat([cond] * rows))
         x = torch.randn(rows, 3, size, size, device=device, dtype=dtype)
         t = torch.full((rows,), 500.0, device=device)
         low = torch.zeros(rows, 3, 64, 64, device=device, dtype=dtype) if model.config.is_upsampler else None
-        calls.append((n, rows, lambda m=model, x=x, t=t, e=emb, lo=low: m(x, t, embedding=e, low_res=lo)))
-    return calls, lambda: model.encode(torch.cat([cond] * max(counts)))
+        calls.append((n, rows, lambda d=cascade.network_denoiser(model, emb, low), x=x, t=t: d(x, t)))
+    return calls, lambda: cascade.encode(model, torch.cat([cond] * max(counts)))
 
 
 def estimate(runs: dict, device: torch.device, suffix: str) -> dict:

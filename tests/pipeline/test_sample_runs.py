@@ -191,13 +191,15 @@ def _spawn(jobs: list, tmp_path: Path, watch: Path | None = None) -> list[dict]:
 def test_two_gloo_processes_write_the_same_pictures_as_one(tiny_mask_models, masks, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank runs: fp32 CPU kernels split their sums by thread count
-    try:
-        run_sample(job(tiny_mask_models, masks, tmp_path / "one", batch_size=2, base_only=False, limit=3))
+    try:  # one process at batch sizes 1 and 4, two processes at batch size 2: the same bytes
+        for b in (1, 4):
+            run_sample(job(tiny_mask_models, masks, tmp_path / f"one-{b}", batch_size=b, base_only=False, limit=3))
     finally:
         torch.set_num_threads(threads)
     shared = job(tiny_mask_models, masks, tmp_path / "two", batch_size=2, base_only=False, limit=3)
     outcomes = _spawn([shared, shared], tmp_path)
-    assert pngs(tmp_path / "two") == pngs(tmp_path / "one") and len(pngs(tmp_path / "one")) == 3
+    assert pngs(tmp_path / "two") == pngs(tmp_path / "one-1") == pngs(tmp_path / "one-4")
+    assert len(pngs(tmp_path / "two")) == 3
     assert outcomes[0] == {"images": ["m0.png", "m1.png", "m2.png"], "sidecar": True}  # rank 0 lists all
     assert outcomes[1] == {"images": ["m1.png"], "sidecar": False}
     record = json.loads((tmp_path / "two" / SIDECAR).read_text())
