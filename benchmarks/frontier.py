@@ -42,10 +42,13 @@ LONG_UP = [("ddim", 50), ("ddim", 100), ("dpmpp-2m", 50), ("dpmpp-2m", 125)]
 
 
 class CallCounter:
-    """Counts network calls and the batch rows they evaluate (a forward pre-hook)."""
+    """Counts network calls and the batch rows they evaluate (a forward pre-hook). Where the
+    CPU calls the network one row at a time (`cascade.one_row_per_call`), the forwards of one
+    denoiser call share its t: a call is a run of forwards at the same t."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.calls = self.rows = 0
+        self.last_t = None
         self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def __enter__(self) -> "CallCounter":
@@ -55,11 +58,15 @@ class CallCounter:
         self.handle.remove()
 
     def _hook(self, module, args, kwargs) -> None:
-        self.calls += 1
+        t = float((args[1] if len(args) > 1 else kwargs["t"]).flatten()[0])
+        if t != self.last_t:
+            self.calls += 1
+        self.last_t = t
         self.rows += (args[0] if args else kwargs["x"]).shape[0]
 
     def reset(self) -> None:
         self.calls = self.rows = 0
+        self.last_t = None
 
 
 def rmse(a: torch.Tensor, b: torch.Tensor) -> float:
