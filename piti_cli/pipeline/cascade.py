@@ -56,14 +56,16 @@ class Preset:
     precision: str = "auto"  # piti_cli.runtime.resolve_precision: bf16 where it is native
 
 
-# `--fast`, chosen by benchmarks/frontier.py on the bundled demo models (guidance 3, bf16): no
-# setting reaches RMSE 0.01 against the deterministic reference there (bf16 alone leaves
-# 0.06 on the base, 0.018 on the upsampler), so each stage takes the fewest network calls
-# within 2× of the lowest error measured; no guidance interval (it cost mask agreement).
-# Numbers in docs/performance.md.
+# `--fast`, chosen by benchmarks/frontier.py's rule on the bundled demo models (guidance 3,
+# bf16; docs/performance.md, "The --fast preset"): no setting reaches RMSE 0.01 against the
+# 1000-step reference there (bf16 alone leaves 0.16 on the base, 0.014 on the upsampler), so
+# each stage takes the fewest network rows within 2× of the lowest error measured whose mask
+# agreement stays within 0.01 of the reference's: the upsampler's dpmpp-2m 10 (RMSE 2.9e-2).
+# On the base no deterministic setting keeps agreement within 0.01 (0.442 at 20 steps, 0.445
+# at 50, reference 0.460), so it keeps dpmpp-2m 20; no guidance interval (it cost agreement).
 FAST = Preset(
     base=StageSettings(sampler="dpmpp-2m", steps="20"),
-    upsampler=StageSettings(sampler="dpmpp-2m", steps="15", guidance=1.0, init_scale=0.997),
+    upsampler=StageSettings(sampler="dpmpp-2m", steps="10", guidance=1.0, init_scale=0.997),
 )
 
 

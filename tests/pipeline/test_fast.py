@@ -13,7 +13,7 @@ from piti_cli.pipeline.cascade import FAST
 MASK = Path(__file__).resolve().parents[2] / "examples" / "mask" / "scene_0.png"
 # docs/performance.md, "The --fast preset": base sampler, steps, guidance interval; upsampler
 # sampler, steps; precision auto.
-DOCUMENTED = {"base": ("dpmpp-2m", "20", None), "upsampler": ("dpmpp-2m", "15", None)}
+DOCUMENTED = {"base": ("dpmpp-2m", "20", None), "upsampler": ("dpmpp-2m", "10", None)}
 
 
 def piti(*args):
