@@ -96,7 +96,7 @@ def test_mask_files_resize_as_pil(tmp_path, reference_dir):
         big.save(tmp_path / f"m{h}.png")
         (cond,) = load_conditions(tmp_path / f"m{h}.png", "mask")
         expect = np.asarray(big.resize((256, 256), Image.NEAREST)).astype(np.float32) / 127.5 - 1
-        assert np.array_equal(cond.array, expect.transpose(2, 0, 1))
+        assert np.array_equal(cond.read(), expect.transpose(2, 0, 1))
 
 
 def test_sketch_files_resize_as_pil_then_distance(tmp_path, reference_dir):
@@ -107,7 +107,7 @@ def test_sketch_files_resize_as_pil_then_distance(tmp_path, reference_dir):
         (cond,) = load_conditions(tmp_path / f"s{h}.png", "sketch")
         edges = np.asarray(big.resize((256, 256), Image.NEAREST)) > 127
         dist = np.minimum(ndimage.distance_transform_cdt(~edges, metric="taxicab"), 255)
-        assert np.array_equal(np.rint((cond.array[0] + 1) * 127.5), dist)
+        assert np.array_equal(np.rint((cond.read()[0] + 1) * 127.5), dist)
 
 
 def test_depth_normal_files_resize_as_pil(tmp_path):
@@ -118,12 +118,12 @@ def test_depth_normal_files_resize_as_pil(tmp_path):
     (cond,) = load_conditions(tmp_path / "dn.npy", "depth-normal")
     halves = [pil(np.ascontiguousarray(smooth[..., i:i + 3]), (256, 256), Image.NEAREST) for i in (0, 3)]
     expect = np.concatenate(halves, axis=-1).astype(np.float32) / 127.5 - 1
-    assert np.array_equal(cond.array, expect.transpose(2, 0, 1))
+    assert np.array_equal(cond.read(), expect.transpose(2, 0, 1))
     floats = rng.uniform(-1, 1, (6, 7, 13)).astype(np.float32)
     np.save(tmp_path / "f.npy", floats)
     (cond,) = load_conditions(tmp_path / "f.npy", "depth-normal")
     expect = np.stack([np.asarray(Image.fromarray(c, "F").resize((256, 256), Image.NEAREST)) for c in floats])
-    assert np.array_equal(cond.array, expect)
+    assert np.array_equal(cond.read(), expect)
 
 
 def test_every_kind_has_a_reader_for_its_channels(tmp_path):
