@@ -129,8 +129,10 @@ def network_denoiser(model: PitiModel, embedding: ConditionEmbedding, low_res: t
     def call(x, t, pooled, tokens, low):
         return model(x.to(dtype), t, embedding=ConditionEmbedding(pooled, tokens), low_res=low).float()
 
+    rowwise = one_row_per_call(model)
+
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if one_row_per_call(model):
+        if rowwise:
             return _rows(call, x, t, embedding.pooled, embedding.tokens, low_res)
         return call(x, t, embedding.pooled, embedding.tokens, low_res)
 

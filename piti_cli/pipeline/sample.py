@@ -116,9 +116,9 @@ def _pictures(conditions: list[Condition], num_samples: int) -> list[Picture]:
 class _Plan:
     """Everything every rank knows before sampling: models, pictures, what is left to do.
 
-    Built in two steps around the ranks' meetings (`plan`): the models and the list of
-    inputs first, then — once every rank has read and checked its share of the inputs and of
-    the earlier outputs — the pictures and what is pending."""
+    Built in three steps around the ranks' meetings (`make_plan`): the models and the list of
+    inputs; the pictures, once every rank has checked its share of the inputs; what is
+    pending, once every rank has checked its share of the earlier outputs."""
 
     def __init__(self, job: SampleJob, device: torch.device):
         _check_settings(job)
@@ -140,7 +140,7 @@ class _Plan:
     def settle_outputs(self, states: list[str]) -> None:
         """`states[i]` is `output_state` of picture i: finished pictures are kept, the rest
         pending; the first conflict refuses the run."""
-        for picture, state in zip(self.pictures, states):
+        for state in states:
             if state not in ("pending", "kept"):
                 raise provenance.refuse_mixing(state)
         self.pending = [p for p, state in zip(self.pictures, states) if state == "pending"]
