@@ -18,6 +18,8 @@ to a ``DataLoader`` with ``num_workers > 0`` (h5py handles must not cross a fork
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from pathlib import Path
 from typing import Any
@@ -135,16 +137,12 @@ class PackedDataset(_TorchDataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(index)
-        try:
+        with self._row_errors(index):
             f = self._h5()
             image = f["images"][index]
-            parts = {p.split("/", 1)[1]: f[p][index] for p in condition_paths(self.kind)}
             sid = f["source_ids"][index]
             caption = f["captions"][index] if self.info.caption_length else None
-        except Exception as err:  # a damaged chunk: h5py raises OSError and others
-            raise InputError(f"{self.path}: row {index} is unreadable ({type(err).__name__}: "
-                             f"{one_line(str(err))[:120]})") from None
-        stored = parts[self.kind] if len(parts) == 1 else parts
+        stored = self.stored_condition(index)
         item = {
             "index": index,
             "source_id": sid.decode() if isinstance(sid, bytes) else str(sid),
@@ -157,6 +155,21 @@ class PackedDataset(_TorchDataset):
             item["image"] = image_tensor(image)
             item["condition"] = self.condition_tensor(stored)
         return item
+
+    @contextlib.contextmanager
+    def _row_errors(self, index: int):
+        try:
+            yield
+        except Exception as err:  # a damaged chunk: h5py raises OSError and others
+            raise InputError(f"{self.path}: row {index} is unreadable ({type(err).__name__}: "
+                             f"{one_line(str(err))[:120]})") from None
+
+    def stored_condition(self, index: int) -> Any:
+        """Row `index`'s condition in its stored form (see module docs), without its picture."""
+        with self._row_errors(index):
+            f = self._h5()
+            parts = {p.split("/", 1)[1]: f[p][index] for p in condition_paths(self.kind)}
+        return parts[self.kind] if len(parts) == 1 else parts
 
     def source_ids(self, indices: range) -> list[str]:
         """The source ids of a range of rows, without reading their pictures."""

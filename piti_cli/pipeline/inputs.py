@@ -42,7 +42,7 @@ class Condition:
             array = get_kind(self.kind).read(Path(self.path))
         else:
             pack = _open_pack(self.path)
-            array = pack.condition_tensor(pack[self.row]["condition"]).numpy()
+            array = pack.condition_tensor(pack.stored_condition(self.row)).numpy()
         if not np.isfinite(array).all():  # NaN/Inf never reaches the sampler (a black picture)
             raise InputError(f"{self.where}: the condition holds non-finite values (NaN/Inf)")
         return array
