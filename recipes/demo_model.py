@@ -180,6 +180,8 @@ def main() -> None:
     ap.add_argument("--train-count", type=int, default=1024)
     ap.add_argument("--eval-count", type=int, default=EVAL_COUNT, help="held-out masks (the report uses 32)")
     ap.add_argument("--chunk", type=int, default=50, help="training steps between checkpoints")
+    ap.add_argument("--until", choices=tuple(MINUTES) + ("ablation",), default=None,
+                    help="stop after this training phase (rerun without it to go on)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     minutes = {k: v * args.scale for k, v in MINUTES.items()}
@@ -214,6 +216,9 @@ def main() -> None:
         spent = json.loads((out / f"{name}_budget.json").read_text())["seconds"] if (out / f"{name}_budget.json").exists() else 0.0
         report.setdefault("phases", {})[name] = {"steps": step, "minutes": round(spent / 60, 1)}
         save_report()
+        if name == args.until:
+            log(f"stopped after {name} (--until); rerun without --until to go on")
+            raise SystemExit(0)
         return step
 
     # 2. pretraining: tiny GLIDEs on captions (flips off: a caption names where things are);

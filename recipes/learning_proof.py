@@ -1,7 +1,7 @@
 """Learning proof: does `piti finetune` teach a small model to follow its condition?
 
 Data: procedural scenes (`piti_cli.data.scenes`) whose colour mask determines the picture.
-Model: `piti-base-mask-tiny` (condition at 256², 16² tokens) made from a randomly initialised
+Model: `piti-base-mask-tiny` (condition at 64², 4² tokens) made from a randomly initialised
 tiny GLIDE file, trained with the real training loop (stage `joint`, `high-noise` timesteps,
 in resumed chunks until the time budget is spent) — the demo recipe's ablation run
 (`scene_base_config`), without the pretraining.
@@ -57,11 +57,10 @@ def main() -> None:
     save_checkpoint(glide, build_model(get_preset("glide-base-tiny")).state_dict())
 
     ds = PackedDataset(eval_pack, as_tensors=True)
-    conds = torch.stack([model_condition(ds[i]["condition"], 256) for i in range(len(ds))])
-    truth = torch.stack([model_image(ev_images[i], 64) for i in range(len(ds))])
-
     cfg = scene_base_config(train_pack, out / "run", glide, preset="glide-base-tiny", batch_size=args.batch_size,
                             lr=args.lr, save_every=args.chunk)
+    conds = torch.stack([model_condition(ds[i]["condition"], cfg.condition_size) for i in range(len(ds))])
+    truth = torch.stack([model_image(ev_images[i], 64) for i in range(len(ds))])
     untrained, _ = initial_model(str(glide), preset="glide-base-tiny", input_kind="mask", glide=None,
                                  condition_size=cfg.condition_size)
     t0 = time.perf_counter()

@@ -37,7 +37,9 @@ class Condition:
         return self.path if self.row is None else f"{self.path} row {self.row}"
 
     def read(self) -> np.ndarray:
-        """float32 (C, 256, 256) in [-1, 1]; `InputError` naming the input if it is unusable."""
+        """float32 (C, 256, 256) in [-1, 1]; `InputError` naming the input if it is unusable,
+        or if it has changed since `check` read it (the digest the run records must be the
+        condition it samples)."""
         if self.row is None:
             array = get_kind(self.kind).read(Path(self.path))
         else:
@@ -45,7 +47,13 @@ class Condition:
             array = pack.condition_tensor(pack.stored_condition(self.row)).numpy()
         if not np.isfinite(array).all():  # NaN/Inf never reaches the sampler (a black picture)
             raise InputError(f"{self.where}: the condition holds non-finite values (NaN/Inf)")
+        if self.digest and _digest(array) != self.digest:
+            raise InputError(f"{self.where}: changed since this run checked it; rerun to sample it as it is now")
         return array
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
 
 
 def find_inputs(spec: str | Path, kind: str, limit: int | None = None) -> list[Condition]:
@@ -79,11 +87,11 @@ def check(inputs: list[Condition]) -> list[Condition | Problem]:
     out: list[Condition | Problem] = []
     for c in inputs:
         try:
-            array = np.ascontiguousarray(c.read(), np.float32)
+            array = c.read()
         except InputError as err:
             out.append((c.where, str(err)))
         else:
-            out.append(replace(c, digest=hashlib.sha256(array.tobytes()).hexdigest()))
+            out.append(replace(c, digest=_digest(array)))
     return out
 
 

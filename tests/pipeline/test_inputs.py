@@ -53,3 +53,18 @@ def test_wrong_channels_and_unreadable_files(tmp_path):
         load_conditions(tmp_path / "dn.npy", "depth-normal")
     with pytest.raises(InputError, match="no such file"):
         load_conditions(tmp_path / "missing", "mask")
+
+
+def test_a_condition_changed_after_its_check_is_refused_not_sampled(tmp_path):
+    """The run records each condition's digest at check time; reading it again when its batch
+    comes must give those bytes, or say the file changed (a different picture would otherwise
+    be filed under the recorded digest)."""
+    from piti_cli.data.scenes import MASK_COLOURS
+    path = tmp_path / "m.png"
+    Image.fromarray(np.broadcast_to(MASK_COLOURS[0], (64, 64, 3)).copy()).save(path)
+    (cond,) = load_conditions(path, "mask")
+    first = cond.read()
+    assert np.array_equal(first, cond.read())
+    Image.fromarray(np.broadcast_to(MASK_COLOURS[1], (64, 64, 3)).copy()).save(path)
+    with pytest.raises(InputError, match=r"m\.png: changed since this run checked it"):
+        cond.read()
