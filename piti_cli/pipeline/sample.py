@@ -40,6 +40,7 @@ from piti_cli.pipeline.models import DEFAULT_BASE, DEFAULT_UPSAMPLER, load_pair,
 from piti_cli.pipeline.noise import RowNoise
 from piti_cli.pipeline.progress import SampleProgress
 from piti_cli.runtime import resolve_precision
+from piti_cli.train.distributed import process_group
 
 SIDECAR = "piti_sample.json"
 GRID_ROWS = 16  # grid.png shows the first conditions only: a dataset-size grid is unreadable
@@ -242,7 +243,7 @@ def run_sample(job: SampleJob, progress: Callable[..., None] | None = None) -> S
     eta=)` counts pictures (rank 0 reports, its share times the number of ranks)."""
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
     job.out = Path(job.out)
-    with shard.process_group(job.device) as (info, device):
+    with process_group(job.device) as (info, device):
         plan = make_plan(job, device, info)
         error = None
         result = SampleResult(kept=[job.out / p.file for p in plan.kept], precision=plan.precision,

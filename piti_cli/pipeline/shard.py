@@ -11,31 +11,18 @@ stop quietly with `ShardStopped`).
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Sequence, TypeVar
+from typing import Sequence, TypeVar
 
 import torch.distributed as dist
 
 from piti_cli.errors import PitiError
-from piti_cli.train.distributed import DistInfo, cleanup, setup
+from piti_cli.train.distributed import DistInfo
 
 T = TypeVar("T")
 
 
 class ShardStopped(PitiError):
     """Another rank failed; rank 0 reports the failure, this rank exits without a message."""
-
-
-@contextlib.contextmanager
-def process_group(device_name: str) -> Iterator[tuple[DistInfo, object]]:
-    """(this rank, its device); leaves the group at the end if it joined one here."""
-    joined_here = not (dist.is_available() and dist.is_initialized())
-    info, device = setup(device_name)
-    try:
-        yield info, device
-    finally:
-        if joined_here and info.enabled:
-            cleanup()
 
 
 def my_part(items: Sequence[T], info: DistInfo) -> list[T]:

@@ -6,8 +6,10 @@ runs in one process and these helpers are no-ops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -47,6 +49,24 @@ def setup(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device_name: str) -> Iterator[tuple[DistInfo, object]]:
+    """(this rank, its device); leaves the group at the end if it joined one here.
+
+    On a normal exit the ranks meet once more before leaving, so that none tears down its
+    connections while another is still using them (rank 0 writes its last files after the
+    last collective; a rank that left first was once seen to abort in gloo's teardown in CI)."""
+    joined_here = not (dist.is_available() and dist.is_initialized())
+    info, device = setup(device_name)
+    try:
+        yield info, device
+        if joined_here and info.enabled:
+            dist.barrier()
+    finally:
+        if joined_here and info.enabled:
+            cleanup()
 
 
 def barrier(info: DistInfo) -> None:

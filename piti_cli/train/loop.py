@@ -37,7 +37,7 @@ from piti_cli.train.aux_losses import Critic, PatchDiscriminator, make_perceptua
 from piti_cli.train.config import TrainConfig
 from piti_cli.data.kinds import kind_for_pack
 from piti_cli.train.data import StepBatches, TrainingStream, make_loader
-from piti_cli.train.distributed import DistInfo, barrier, cleanup, gather_cat, mean_over, setup
+from piti_cli.train.distributed import DistInfo, barrier, gather_cat, mean_over, process_group
 from piti_cli.train.ema import EMA
 from piti_cli.train.grid import sample_grid
 from piti_cli.train.microbatch import microbatch_terms
@@ -322,11 +322,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, given: Iterable[str] | None
     """Train (or resume) one run; call it in every process of a torchrun job. On resume,
     `given` names the fields of `cfg` that replace the run's config.json (None = all of them;
     see `Trainer.from_run_dir`)."""
-    owns_group = not (dist.is_available() and dist.is_initialized())
-    info, device = setup(cfg.device)
-    try:
+    with process_group(cfg.device) as (info, device):
         trainer = Trainer.from_run_dir(cfg, info, device, resume=resume, given=given, perceptual=perceptual)
         return trainer.run(progress if info.is_main else None)
-    finally:
-        if owns_group:
-            cleanup()
