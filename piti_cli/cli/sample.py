@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -50,6 +51,7 @@ def sample(
     steps: str = typer.Option("250", "--steps", callback=respacing, help="Base respacing: 250, 100, ddim50, or sections like 10,10,3."),
     upsample_sampler: Sampler = typer.Option("ancestral", "--upsample-sampler", help=SAMPLER_HELP),
     upsample_steps: str = typer.Option("fast27", "--upsample-steps", callback=respacing, help="Upsampler respacing (official: fast27)."),
+    upsample_start: Optional[int] = typer.Option(None, "--upsample-start", min=1, max=999, metavar="T", help="Start the upsampler at timestep T from the 64-px picture enlarged and noised to T (SDEdit-style), taking only its steps at t <= T: fewer calls, and colours kept where a small upsampler pales them (the demo: 500). Default: from pure noise, as the official sampler."),
     interval: Optional[str] = typer.Option(None, "--guidance-interval", metavar="LO,HI", callback=guidance_interval, help="Guide the base model only for t in [LO, HI] (0..1000; Kynkäänniemi et al. 2024); outside, the null half of the batch is not run."),
     eta: float = typer.Option(0.0, "--eta", callback=number(0.0), help="DDIM noise (0 = deterministic)."),
     num_samples: int = typer.Option(1, "--num-samples", "-n", min=1, help="Samples per condition."),
@@ -85,6 +87,8 @@ def sample(
     upsample_settings = StageSettings(upsample_sampler, upsample_steps, 1.0, False, eta, init_scale=0.997)
     if fast:
         base_settings, upsample_settings, precision = fast_settings(ctx, guidance, normalized, eta, device)
+    if upsample_start is not None:
+        upsample_settings = replace(upsample_settings, start=upsample_start)
     job = SampleJob(
         cond=cond, out=out, base=base, upsampler=upsampler, base_only=base_only,
         base_settings=base_settings, upsample_settings=upsample_settings,

@@ -83,6 +83,16 @@ def respace(process: GaussianDiffusion, respacing: str | Sequence[int] | None) -
     return GaussianDiffusion(betas, process.timestep_map[keep], process.original_num_steps)
 
 
+def truncate(process: GaussianDiffusion, t_max: int) -> GaussianDiffusion:
+    """The steps of ``process`` at original timesteps ≤ ``t_max``: its first indices, same betas,
+    so ᾱ and every posterior are unchanged; a sampler over it starts at ``t_max``'s step
+    (SDEdit-style sampling from a noised picture instead of pure noise)."""
+    keep = int(np.searchsorted(process.timestep_map, t_max, side="right"))
+    if keep == 0:
+        raise ValueError(f"no step at t <= {t_max}: the process starts at t = {int(process.timestep_map[0])}")
+    return GaussianDiffusion(process.betas[:keep], process.timestep_map[:keep], process.original_num_steps)
+
+
 def make_process(
     schedule: str = "squaredcos_cap_v2", num_steps: int = 1000, respacing: str | Sequence[int] | None = None
 ) -> GaussianDiffusion:

@@ -22,6 +22,12 @@ from piti_cli.models.layers import (
 )
 
 
+
+def enlarge_low_res(low_res: torch.Tensor, size) -> torch.Tensor:
+    """The upsampler's view of its low-res input at the output size (GLIDE's bilinear, corners
+    not aligned): what the network concatenates to x_t, and where `--upsample-start` starts."""
+    return F.interpolate(low_res, size, mode="bilinear", align_corners=False)
+
 class UNet(nn.Module):
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -96,7 +102,7 @@ class UNet(nn.Module):
         if self.config.super_res:
             if low_res is None:
                 raise ValueError("the upsampler needs low_res")
-            up = F.interpolate(low_res.to(x.dtype), x.shape[-2:], mode="bilinear", align_corners=False)
+            up = enlarge_low_res(low_res.to(x.dtype), x.shape[-2:])
             x = torch.cat([x, up], dim=1)
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(self.time_embed[0].weight.dtype))
         if pooled is not None:

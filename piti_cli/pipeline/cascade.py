@@ -7,7 +7,7 @@ walks the respaced process. The condition encoder runs once per batch, not per s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -15,10 +15,11 @@ import torch
 from piti_cli.data.images import resize_nearest_chw
 from piti_cli.diffusion import samplers
 from piti_cli.diffusion.guidance import classifier_free
-from piti_cli.diffusion.respace import make_process
+from piti_cli.diffusion.respace import make_process, truncate
 from piti_cli.errors import PitiError
 from piti_cli.models.encoder import ConditionEmbedding
 from piti_cli.models.piti import PitiModel
+from piti_cli.models.unet import enlarge_low_res
 from piti_cli.pipeline.progress import offset
 from piti_cli.runtime import PRECISIONS
 
@@ -37,9 +38,18 @@ class StageSettings:
     clip_denoised: bool = True  # clip x0 predictions to [-1, 1] as the official sampler does
     # guide only for network t in [lo, hi] (0..1000); outside, the null half is not run
     guidance_interval: tuple[float, float] | None = None
+    # upsampler only: start at this timestep (0..999) from the enlarged low-res picture plus
+    # noise, √ᾱ·enlarge(low) + √(1−ᾱ)·init_scale·ε, and take only the steps at t ≤ start
+    # (SDEdit-style); None = from pure noise at the top step, as the official sampler
+    start: int | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings as recorded with each picture; `start` only when set, so records made
+        before it existed still match the official settings."""
+        d = asdict(self)
+        if d["start"] is None:
+            del d["start"]
+        return d
 
 
 BASE_DEFAULTS = StageSettings()
@@ -56,13 +66,13 @@ class Preset:
     precision: str = "auto"  # piti_cli.runtime.resolve_precision: bf16 where it is native
 
 
-# `--fast`, chosen by benchmarks/frontier.py's rule on the bundled demo models (guidance 3,
-# bf16; docs/performance.md, "The --fast preset"): no setting reaches RMSE 0.01 against the
-# 1000-step reference there (bf16 alone leaves 0.16 on the base, 0.014 on the upsampler), so
-# each stage takes the fewest network rows within 2× of the lowest error measured whose mask
-# agreement stays within 0.01 of the reference's: the upsampler's dpmpp-2m 10 (RMSE 2.9e-2).
-# On the base no deterministic setting keeps agreement within 0.01 (0.442 at 20 steps, 0.445
-# at 50, reference 0.460), so it keeps dpmpp-2m 20; no guidance interval (it cost agreement).
+# `--fast`, measured on the bundled demo models by benchmarks/frontier.py (docs/performance.md,
+# "The --fast preset"). The issue's rule, the fewest calls with RMSE ≤ 0.01 against a 1000-step
+# DDIM reference on both stages, has no answer on the base (fp32 DDIM 250 leaves 2.5e-2), so
+# the preset keeps the end-to-end speed target (≥ 15× the official settings): base dpmpp-2m 20
+# (RMSE 0.14, mask agreement equal to the reference's), upsampler dpmpp-2m 10 (RMSE 3.2e-2;
+# 27 steps reach 7.8e-3 but cost as many calls as the official fast27); no guidance interval
+# (it cost agreement).
 FAST = Preset(
     base=StageSettings(sampler="dpmpp-2m", steps="20"),
     upsampler=StageSettings(sampler="dpmpp-2m", steps="10", guidance=1.0, init_scale=0.997),
@@ -186,8 +196,10 @@ def fit_condition(model: PitiModel, cond: torch.Tensor) -> torch.Tensor:
 
 
 def stage_process(model: PitiModel, settings: StageSettings):
+    """The respaced process a stage walks (only its steps at t ≤ `settings.start` when set)."""
     d = model.config.diffusion
-    return make_process(d.schedule, d.steps, settings.steps)
+    process = make_process(d.schedule, d.steps, settings.steps)
+    return process if settings.start is None else truncate(process, settings.start)
 
 
 def sample_stage(
@@ -207,9 +219,24 @@ def sample_stage(
     size = model.config.unet.image_size
     shape = (cond.shape[0], 3, size, size)
     denoiser = make_denoiser(model, fit_condition(model, cond), settings, low_res)
+    process = stage_process(model, settings)
+    if settings.start is not None:
+        noise, settings = start_from_low_res(process, low_res, noise, shape, generator, settings)
     with torch.no_grad():
-        return run_sampler(denoiser, stage_process(model, settings), shape, generator, settings, progress, noise,
-                           noise_sampler)
+        return run_sampler(denoiser, process, shape, generator, settings, progress, noise, noise_sampler)
+
+
+def start_from_low_res(process, low_res, noise, shape, generator, settings: StageSettings):
+    """(x at the truncated process's top step, the settings with init_scale spent): the
+    enlarged low-res picture noised to that step, √ᾱ·enlarge(low) + √(1−ᾱ)·init_scale·ε, ε =
+    `noise` (else drawn from `generator`)."""
+    if low_res is None:
+        raise PitiError("a start step needs the upsampler's low-res input")
+    eps = noise if noise is not None else torch.randn(shape, generator=generator, device=generator.device)
+    eps = eps.to(low_res.device, torch.float32)  # x stays fp32, as pure noise does, whatever the network runs in
+    ab = float(process.alphas_cumprod[-1])
+    x = ab ** 0.5 * enlarge_low_res(low_res.float(), shape[-2:]) + (1 - ab) ** 0.5 * settings.init_scale * eps
+    return x, replace(settings, init_scale=1.0)
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:

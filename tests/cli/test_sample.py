@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.pipeline.conftest import tiny_mask_models, tiny_sketch_base  # noqa: F401  (fixtures)
@@ -106,3 +107,25 @@ def test_a_real_base_without_upsampler_is_one_line_naming_the_registry_id(tmp_pa
     result = piti("sample", "--cond", str(mask), "--base", str(tiny_mask_models[0]), "--out", str(tmp_path / "o"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "add --upsampler piti-upsample-mask, or --base-only" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["0", "1000", "-3", "half"])
+def test_bad_upsample_start_is_one_clear_error(tmp_path, bad):
+    result = piti("sample", "--cond", str(tmp_path), "--upsample-start", bad, "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "--upsample-start" in line]) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_upsample_start_runs_fewer_steps_and_is_recorded(tmp_path, tiny_mask_models, reference_dir):
+    base, up = tiny_mask_models
+    mask = sorted((reference_dir / "piti_test_inputs" / "mask").glob("*.png"))[0]
+    common = ["--cond", str(mask), "--base", str(base), "--upsampler", str(up), "--steps", "2", "--upsample-steps", "10"]
+    started = piti("sample", *common, "--upsample-start", "450", "--out", str(tmp_path / "s"))
+    assert started.returncode == 0, started.stderr
+    record = json.loads((tmp_path / "s" / "piti_sample.json").read_text())["runs"][-1]
+    assert record["upsampler"]["start"] == 450
+    plain = piti("sample", *common, "--out", str(tmp_path / "p"))
+    assert plain.returncode == 0, plain.stderr
+    assert "start" not in json.loads((tmp_path / "p" / "piti_sample.json").read_text())["runs"][-1]["upsampler"]
+    assert (tmp_path / "s" / mask.name).read_bytes() != (tmp_path / "p" / mask.name).read_bytes()

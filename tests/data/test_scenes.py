@@ -47,3 +47,15 @@ def test_colour_kept_is_the_chroma_ratio_of_region_means_and_ignores_zero_mean_n
     g = torch.Generator().manual_seed(0)
     noisy = pictures + 0.1 * torch.randn(pictures.shape, generator=g, dtype=torch.float64)
     assert colour_kept(noisy, pictures, masks) == pytest.approx(1.0, abs=0.02)
+
+
+def test_layout_bound_is_the_score_of_painting_each_cell_with_its_word():
+    from piti_cli.data.scenes import layout_bound
+
+    halves = np.zeros((1, 256, 256), np.uint8)
+    halves[0, 128:] = 1
+    assert layout_bound(halves, 2) == 1.0 and layout_bound(halves, 1) == 0.5
+    square = np.zeros((1, 256, 256), np.uint8)
+    square[0, :96, :96] = 1  # 24² px at 64 px; only the first 16 × 16 cell of a 4 × 4 grid is mostly class 1
+    assert layout_bound(square, 4) == 1 - (24 ** 2 - 16 ** 2) / 64 ** 2
+    assert layout_bound(square, 8) == 1.0  # 8 × 8 cells of 32 px: the square is three by three of them

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from piti_cli.diffusion.gaussian import GaussianDiffusion
-from piti_cli.diffusion.respace import make_process, network_time, respace, space_timesteps
+from piti_cli.diffusion.respace import make_process, network_time, respace, space_timesteps, truncate
 from piti_cli.diffusion.schedules import get_beta_schedule
 
 FAST27 = [0, 22, 44, 66, 88, 111, 133, 155, 177, 199, 200, 222, 244, 266, 288, 311, 333, 355, 377, 399,
@@ -107,3 +107,16 @@ def test_presets_in_use_do_not_move():
     assert space_timesteps(1000, "fast27") == old_fast27 == FAST27
     assert space_timesteps(1000, "ddim25") == list(range(0, 1000, 40))
     assert space_timesteps(1000, "ddim50") == list(range(0, 1000, 20))
+
+
+def test_truncate_keeps_the_steps_at_or_below_t_and_their_alpha_bars():
+    full = GaussianDiffusion(get_beta_schedule("linear", 1000))
+    fast = respace(full, "fast27")
+    low = truncate(fast, 500)
+    assert list(low.timestep_map) == [t for t in FAST27 if t <= 500]  # 22 steps, the top one at 500
+    np.testing.assert_allclose(low.alphas_cumprod, full.alphas_cumprod[low.timestep_map], rtol=1e-12)
+    np.testing.assert_array_equal(low.posterior_variance, fast.posterior_variance[:22])
+    assert low.original_num_steps == 1000
+    assert list(truncate(fast, 499).timestep_map) == FAST27[:21]
+    with pytest.raises(ValueError, match="no step at t <= -1"):
+        truncate(fast, -1)

@@ -89,3 +89,32 @@ def test_guidance_interval_skips_the_null_half_outside(tiny_mask_models):
     assert 1 in batches and 2 in batches
     assert torch.equal(runs[None], runs[(0.0, 1000.0)])
     assert not torch.equal(runs[None], runs[(lo, hi)])
+
+
+def test_upsampler_start_noises_the_enlarged_low_res_to_its_step(tiny_mask_models):
+    """--upsample-start T: the first network input is √ᾱ_T·bilinear(low) + √(1−ᾱ_T)·0.997·ε
+    (ᾱ from the schedule's betas in float64), then only the steps at t ≤ T run."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from piti_cli.diffusion.respace import space_timesteps
+    from piti_cli.diffusion.schedules import get_beta_schedule
+
+    up, _ = load_model(tiny_mask_models[1])
+    seen = []  # (network t, x) per decoder call
+    up.decoder.register_forward_pre_hook(lambda mod, args: seen.append((float(args[1][0]), args[0][:, :3].clone())))
+    g = torch.Generator().manual_seed(4)
+    cond, low = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.rand(1, 3, 64, 64, generator=g) * 2 - 1
+    eps = torch.randn(1, 3, 256, 256, generator=g)
+    steps = up.config.diffusion.steps
+    settings = StageSettings(steps="fast27", guidance=1.0, init_scale=0.997, start=500 * steps // 1000)
+    out = sample_stage(up, cond, settings, torch.Generator().manual_seed(0), low, noise=eps)
+    kept = [k for k in space_timesteps(steps, "fast27") if k <= settings.start]
+    assert [t for t, _ in seen] == [k * 1000.0 / steps for k in reversed(kept)]
+    alpha_bar = np.cumprod(1 - get_beta_schedule(up.config.diffusion.schedule, steps))[kept[-1]]
+    enlarged = F.interpolate(low.double(), size=(256, 256), mode="bilinear", align_corners=False)
+    expected = alpha_bar ** 0.5 * enlarged + (1 - alpha_bar) ** 0.5 * 0.997 * eps.double()
+    torch.testing.assert_close(seen[0][1].double(), expected, rtol=0, atol=1e-5)
+    assert out.shape == (1, 3, 256, 256) and torch.isfinite(out).all()
+    with pytest.raises(Exception, match="low-res"):
+        sample_stage(up, cond, settings, torch.Generator().manual_seed(0))
