@@ -218,10 +218,10 @@ def sample_stage(
     when given (e.g. `pipeline.noise.RowNoise`, one generator per picture), else `generator`."""
     size = model.config.unet.image_size
     shape = (cond.shape[0], 3, size, size)
-    denoiser = make_denoiser(model, fit_condition(model, cond), settings, low_res)
     process = stage_process(model, settings)
     if settings.start is not None:
         noise, settings = start_from_low_res(process, low_res, noise, shape, generator, settings)
+    denoiser = make_denoiser(model, fit_condition(model, cond), settings, low_res)
     with torch.no_grad():
         return run_sampler(denoiser, process, shape, generator, settings, progress, noise, noise_sampler)
 
