@@ -132,7 +132,8 @@ def end_to_end(eval_pack: Path, base_file: Path, up_file: Path, folder: Path, im
                masks: np.ndarray) -> dict:
     """The README command's settings through `piti sample` on the held-out masks (256-px PNGs)."""
     job = SampleJob(cond=str(eval_pack), out=folder, base=str(base_file), upsampler=str(up_file),
-                    base_settings=README_BASE, upsample_settings=README_UPSAMPLE, save_low_res=True, precision="auto", overwrite=True)
+                    base_settings=README_BASE, upsample_settings=README_UPSAMPLE, save_low_res=True,
+                    precision="auto", overwrite=True)
     result = run_sample(job)
     files = sorted(result.images)
     pictures = torch.stack([torch.from_numpy(to_unit(read_image(f, "RGB"))) for f in files])

@@ -22,11 +22,11 @@ from piti_cli.models.layers import (
 )
 
 
-
 def enlarge_low_res(low_res: torch.Tensor, size) -> torch.Tensor:
     """The upsampler's view of its low-res input at the output size (GLIDE's bilinear, corners
     not aligned): what the network concatenates to x_t, and where `--upsample-start` starts."""
     return F.interpolate(low_res, size, mode="bilinear", align_corners=False)
+
 
 class UNet(nn.Module):
     def __init__(self, config: UNetConfig):
