@@ -7,6 +7,8 @@ continues from its last checkpoint and keeps its time budget, measurements are c
 
     python -m recipes.demo_model                       # 2-core CPU: about 100 minutes
     python -m recipes.demo_model --scale 0.05 --out /tmp/demo --weights /tmp/demo/weights  # a quick look
+    python -m recipes.demo_model --device cuda --out runs/demo-gpu --weights runs/demo-gpu/weights
+                                                       # the same minutes on a GPU: many more steps
 
 Phases (minutes of training on a 2-core CPU, `--scale` multiplies them all):
 
@@ -67,12 +69,12 @@ from recipes.harness import sample, scene_base_config, train_for
 REPO = Path(__file__).resolve().parents[1]
 EVAL_COUNT = 32
 # The README's first command:
-# `piti sample --cond examples/mask --out samples --guidance 8 --steps 100 --upsample-start 500`
-# (guidance 8 and the upsampler's start at t = 500 chosen on the bundled models, 32 held-out
-# masks: agreement at 256 px 0.681 and colour kept 0.91, against 0.621 and 0.52 at guidance 3
-# from pure noise; docs/demo-model.md)
-README_BASE = dataclasses.replace(BASE_DEFAULTS, guidance=8.0, steps="100")
-README_UPSAMPLE = dataclasses.replace(UPSAMPLE_DEFAULTS, start=500)
+# `piti sample --cond examples/mask --out samples --guidance 8 --steps 50 --upsample-start 300`
+# (chosen on the bundled models, 32 held-out masks, fp32: agreement at 256 px 0.681 and colour
+# kept 0.92 in 0.59 of the time of 100 base steps and a start at t = 500, which score 0.681
+# and 0.91; 0.621 and 0.52 at guidance 3 from pure noise; docs/demo-model.md)
+README_BASE = dataclasses.replace(BASE_DEFAULTS, guidance=8.0, steps="50")
+README_UPSAMPLE = dataclasses.replace(UPSAMPLE_DEFAULTS, start=300)
 MINUTES = {  # training minutes per phase on a 2-core CPU
     "pretrain_base": 22.0, "pretrain_upsample": 18.0, "stage1": 4.0, "stage2": 18.0, "upsample": 10.0,
 }
@@ -82,7 +84,7 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def upsample_run(data, run_dir, init, **changes) -> TrainConfig:
+def upsample_run(data, run_dir, init, device: str = "cpu", **changes) -> TrainConfig:
     """The upsampler's runs: random 128² crops (a quarter of the cost of whole 256² pictures;
     the network is convolutional apart from its 16² attention), BSR-degraded 32² low-res
     inputs, fp32 — at t near 999 the linear schedule's x0 = (x_t − √(1−ᾱ)ε̂)/√ᾱ multiplies
@@ -90,7 +92,7 @@ def upsample_run(data, run_dir, init, **changes) -> TrainConfig:
     cfg = TrainConfig(
         data=str(data), run_dir=str(run_dir), init=str(init), input_kind="mask", stage="joint", upsampler=True,
         batch_size=4, lr=2e-4, ema_rates=(0.995,), uncond_p=0.0, timestep_sampler="uniform", perceptual="none",
-        max_steps=0, log_every=10, save_every=50, keep_checkpoints=1, device="cpu", seed=0, crop_size=128)
+        max_steps=0, log_every=10, save_every=50, keep_checkpoints=1, device=device, seed=0, crop_size=128)
     return dataclasses.replace(cfg, **changes)
 
 
@@ -184,6 +186,9 @@ def main() -> None:
     ap.add_argument("--weights", default=str(REPO / "weights"), help="where the exported files go")
     ap.add_argument("--examples", default=str(REPO / "examples" / "mask"))
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every phase's training minutes")
+    ap.add_argument("--device", default="cpu",
+                    help="where the training phases run (e.g. cuda); the evaluation runs on the CPU, as the "
+                         "README command does")
     ap.add_argument("--train-count", type=int, default=1024)
     ap.add_argument("--eval-count", type=int, default=EVAL_COUNT, help="held-out masks (the report uses 32)")
     ap.add_argument("--chunk", type=int, default=50, help="training steps between checkpoints")
@@ -230,20 +235,23 @@ def main() -> None:
 
     # 2. pretraining: tiny GLIDEs on captions (flips off: a caption names where things are);
     #    the upsampler sees the clean 4× bicubic reduction, PITI's BSR degradations come later
-    phase("pretrain_base", scene_base_config(train_pack, out / "pretrain_base", glide["glide-base-tiny"],
-                                    preset="glide-base-tiny", input_kind=None, stage="pretrain", flip=False))
-    phase("pretrain_upsample", upsample_run(train_pack, out / "pretrain_upsample", glide["glide-upsample-tiny"],
+    dev = args.device
+    phase("pretrain_base", scene_base_config(train_pack, out / "pretrain_base", glide["glide-base-tiny"], dev,
+                                             preset="glide-base-tiny", input_kind=None, stage="pretrain",
+                                             flip=False))
+    phase("pretrain_upsample", upsample_run(train_pack, out / "pretrain_upsample", glide["glide-upsample-tiny"], dev,
                                             preset="glide-upsample-tiny", input_kind=None, stage="pretrain",
                                             flip=False, degradation="bicubic"))
     # 3. GLIDE → PITI: stage 1 (the new encoder alone, the pretrained decoder frozen), stage 2
-    phase("stage1", scene_base_config(train_pack, out / "stage1", out / "pretrain_base", stage="encoder", lr=1e-3,
-                             ema_rates=(0.99,)))
-    phase("stage2", scene_base_config(train_pack, out / "stage2", out / "stage1", lr=3e-4))
+    phase("stage1", scene_base_config(train_pack, out / "stage1", out / "pretrain_base", dev, stage="encoder",
+                                      lr=1e-3, ema_rates=(0.99,)))
+    phase("stage2", scene_base_config(train_pack, out / "stage2", out / "stage1", dev, lr=3e-4))
     # 4. the ablation: the same finetuning minutes from a random decoder, all of them joint
     minutes["ablation"] = minutes["stage1"] + minutes["stage2"]
-    phase("ablation", scene_base_config(train_pack, out / "ablation", glide["glide-base-tiny"], preset="glide-base-tiny"))
+    phase("ablation", scene_base_config(train_pack, out / "ablation", glide["glide-base-tiny"], dev,
+                                        preset="glide-base-tiny"))
     # 5. the upsampler, PITI's way, from the pretrained tiny GLIDE upsampler
-    phase("upsample", upsample_run(train_pack, out / "upsample", out / "pretrain_upsample",
+    phase("upsample", upsample_run(train_pack, out / "upsample", out / "pretrain_upsample", dev,
                                    timestep_sampler="high-noise", adv_weight=0.01, aux_start=0))
 
     # 6. export, examples, manifest

@@ -23,7 +23,7 @@ from piti_cli.train.loop import train
 from piti_cli.train.state import list_checkpoints
 
 
-def scene_base_config(data, run_dir, init, **changes) -> TrainConfig:
+def scene_base_config(data, run_dir, init, device: str = "cpu", **changes) -> TrainConfig:
     """The base model's runs on procedural scenes (the demo recipe's stages and ablation, the
     learning proof): the mask enters the new encoder at 64², the tiny preset's size (4² tokens,
     one per 16 × 16 pixels of the 64-px picture, on the grid of the pretraining captions: after
@@ -32,14 +32,14 @@ def scene_base_config(data, run_dir, init, **changes) -> TrainConfig:
     official 3.5e-5, which is for finetuning a 300 M model; `high-noise` timesteps
     (p(t) ∝ (t/N)²), where a small model trained for minutes learns what the condition decides
     (with near-uniform t it learns to denoise these scenes without looking at it; see
-    `piti_cli.diffusion.timestep_samplers.HighNoiseSampler`); bf16 autocast where the CPU has
-    native bf16 (1.66× the steps of fp32 on the 2-core CPU, the same loss). `changes` replace
-    fields."""
+    `piti_cli.diffusion.timestep_samplers.HighNoiseSampler`); bf16 autocast where the device
+    has native bf16 (on the 2-core CPU 1.66× the steps of fp32, the same loss). `changes`
+    replace fields."""
     cfg = TrainConfig(
         data=str(data), run_dir=str(run_dir), init=str(init), input_kind="mask",
         stage="joint", batch_size=8, lr=5e-4, ema_rates=(0.995,), uncond_p=0.1, timestep_sampler="high-noise",
-        max_steps=0, log_every=10, save_every=50, keep_checkpoints=1, device="cpu", seed=0, condition_size=64,
-        precision=resolve_precision("auto", torch.device("cpu")))
+        max_steps=0, log_every=10, save_every=50, keep_checkpoints=1, device=device, seed=0, condition_size=64,
+        precision=resolve_precision("auto", torch.device(device)))
     return dataclasses.replace(cfg, **changes)
 
 
