@@ -27,6 +27,7 @@ import torch
 from benchmarks.machine import REPO, setup
 from piti_cli.data.conditions import mask_condition
 from piti_cli.data.scenes import MASK_COLOURS, colour_accuracy, make_scenes
+from piti_cli import choices
 from piti_cli.pipeline import cascade
 from piti_cli.pipeline.cascade import StageSettings, prepare, quantize_8bit, sample_stage
 
@@ -156,7 +157,7 @@ def frontier_lines(results: dict) -> None:
 
 
 def stage_rows(stage: str, long: bool) -> list:
-    new = [s for s in cascade.SAMPLERS if s not in ("ancestral", "ddim", "dpmpp-2m")]
+    new = [s for s in choices.SAMPLERS if s not in ("ancestral", "ddim", "dpmpp-2m")]
     if stage == "base":
         return BASE_ROWS + [(s, n) for s in new for n in (10, 15, 20)] + [("ancestral", 50)] + (LONG_BASE if long else [])
     return UP_ROWS + [(s, n) for s in new for n in (5, 10, 15)] + [("ancestral", "fast27")] + (LONG_UP if long else [])
@@ -218,7 +219,7 @@ def main() -> None:
 
     precision = resolve_precision(args.precision, torch.device("cpu"))
     print(f"candidates in {precision}; reference: fp32 {args.ref_sampler} {args.ref_steps} steps, same x_T; "
-          f"samplers available: {', '.join(cascade.SAMPLERS)}", flush=True)
+          f"samplers available: {', '.join(choices.SAMPLERS)}", flush=True)
     stages = ("base", "upsampler") if args.stage == "both" else (args.stage,)
     results = {stage: measure_stage(stage, args, precision) for stage in stages}
 

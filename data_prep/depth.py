@@ -39,10 +39,14 @@ def diode_missing(stem: Path) -> list[str]:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    """A numeric array from `path`, or one InputError (unreadable, pickled, strings, …)."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except Exception as err:
         raise InputError(f"{path}: unreadable array ({type(err).__name__}: {err})") from None
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise InputError(f"{path}: holds {array.dtype} values, not numbers")
+    return array
 
 
 def load_diode_256(stem: Path) -> dict:

@@ -181,6 +181,12 @@ def pack_split(
                 if progress:
                     progress(n_done, len(pairs))
         all_skipped = [tuple(m) for m in missing] + skipped
+        if count == 0:  # an empty pack trains nothing: refuse, leave no file behind
+            f.close()
+            partial.unlink(missing_ok=True)
+            first = all_skipped[0]
+            raise InputError(f"{root}: all {len(pairs)} pairs of split {split!r} failed, nothing packed "
+                             f"(first: {first[0]}: {first[1]})")
         f.attrs.update({"complete": True, "skipped": json.dumps(all_skipped)})
         del f.attrs["n_done"]
     finally:

@@ -41,9 +41,20 @@ def _split_dir(base: Path, split: str, names: dict[str, str]) -> Path:
     raise InputError(f"{base}: no folder for split {split!r} (tried {split}, {names.get(split, split)})")
 
 
+def _by_key(files: list[Path], root: Path) -> dict[str, Path]:
+    """{relative path without suffix: file}; two files with one key (`p0.png`, `p0.jpg`) are
+    an `InputError` naming both, never one silently dropped."""
+    found: dict[str, Path] = {}
+    for path in files:
+        key = path.relative_to(root).with_suffix("").as_posix()
+        if key in found:
+            raise InputError(f"{found[key]} and {path}: two files for one sample {key!r}; keep one of them")
+        found[key] = path
+    return found
+
+
 def _match(images: list[Path], img_root: Path, conds: list[Path], cond_root: Path):
-    by_key_i = {str(p.relative_to(img_root).with_suffix("")): p for p in images}
-    by_key_c = {str(p.relative_to(cond_root).with_suffix("")): p for p in conds}
+    by_key_i, by_key_c = _by_key(images, img_root), _by_key(conds, cond_root)
     pairs = [Pair(k, by_key_i[k], by_key_c[k]) for k in sorted(by_key_i) if k in by_key_c]
     missing = [(k, "no condition file") for k in sorted(by_key_i) if k not in by_key_c]
     missing += [(k, "no image file") for k in sorted(by_key_c) if k not in by_key_i]

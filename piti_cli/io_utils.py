@@ -11,7 +11,7 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
-from piti_cli.errors import PitiError
+from piti_cli.errors import InputError, PitiError
 
 LOCK_NAME = ".piti.lock"
 # Output folders of the runs in progress, most recent last (the CLI names them on an interrupt).
@@ -70,7 +70,8 @@ def atomic_torch_save(obj, target: str | os.PathLike) -> None:
 def output_lock(folder: str | os.PathLike, option: str = "--out", *, worth_keeping: str | None = None) -> Iterator[Path]:
     """Hold `folder/.piti.lock` for the length of a run; a second run into the same folder is
     refused at once with a `PitiError` naming the folder. The OS drops the lock when the
-    process ends, however it ends (SIGKILL included), so a crashed run never blocks the next.
+    process ends, however it ends (SIGKILL included), so a crashed run never blocks the next;
+    a run that ends normally removes the lock file.
     The folder is created if needed (an unwritable place fails here, before any work). When
     the run fails (an exception, not an interrupt) in a folder this call created, the folder is
     removed if it holds nothing but the lock, or, when `worth_keeping` names a subfolder (a
@@ -104,6 +105,10 @@ def output_lock(folder: str | os.PathLike, option: str = "--out", *, worth_keepi
     else:
         active_outputs.remove(folder)
     finally:
+        # Removed while still held, so no folder is left with an empty lock file. A run that
+        # opened the old file in that instant finds it locked and is refused as usual.
+        with contextlib.suppress(OSError):
+            (folder / LOCK_NAME).unlink()
         lock.release()
 
 
@@ -129,3 +134,22 @@ def _remove_failed(folder: Path, worth_keeping: str | None) -> None:
         elif [p.name for p in folder.iterdir()] == [LOCK_NAME]:
             (folder / LOCK_NAME).unlink()
             folder.rmdir()
+
+
+def separate_folders(src: str | os.PathLike, out: str | os.PathLike, src_option: str, out_option: str) -> None:
+    """`InputError` when the output folder is, contains or lies inside the input folder (or
+    file): a command that reads every file under `src` must never read or replace what it
+    writes. Both are compared as resolved paths (symlinks followed)."""
+    a, b = Path(src).resolve(), Path(out).resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise InputError(f"{out_option} {out}: must not be, contain or lie inside {src_option} {src} "
+                         "(its inputs would be overwritten or read back); choose a folder beside it")
+
+
+def beside(src: str | os.PathLike, suffix: str) -> Path:
+    """The default output folder of a prep command: next to its input, `coco/` → `coco_hed/`
+    (an input file `a.jpg` → `a_hed/`)."""
+    path = Path(src)
+    stem = path.stem if path.is_file() else path.name or path.resolve().name
+    return path.parent / f"{stem}_{suffix}"
+

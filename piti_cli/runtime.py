@@ -7,9 +7,12 @@ import hashlib
 
 import torch
 
+from piti_cli import choices
+from piti_cli.choices import check_table
 from piti_cli.errors import PitiError
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # by piti_cli.choices.PRECISIONS
+check_table(PRECISIONS, choices.PRECISIONS, "precisions")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 
 

@@ -49,14 +49,15 @@ def sample(model, conds: torch.Tensor, sampler: str, steps: str, guidance: float
         return sample_stage(model.eval(), conds, StageSettings(sampler=sampler, steps=steps, guidance=guidance), g)
 
 
-def train_for(cfg, minutes: float, budget_file: Path, chunk: int, report=print) -> int:
-    """Train in resumable chunks of `chunk` steps until `minutes` of training have been spent,
-    counted across reruns in `budget_file`; returns the step reached."""
+def train_for(cfg, minutes: float, budget_file: Path, chunk: int, report=print, steps: int = 0) -> int:
+    """Train in resumable chunks of `chunk` steps until `steps` (when > 0) are done or `minutes`
+    of training have been spent, counted across reruns in `budget_file`, whichever comes first;
+    returns the step reached (a slow day reaches fewer steps: the log and report say how many)."""
     spent = json.loads(budget_file.read_text())["seconds"] if budget_file.exists() else 0.0
-    step = 0
-    while spent < minutes * 60:
+    step = _latest_step(cfg.run_dir)
+    while spent < minutes * 60 and not (steps and step >= steps):
         start = time.perf_counter()
-        cfg.max_steps = (step or _latest_step(cfg.run_dir)) + chunk
+        cfg.max_steps = step + chunk if not steps else min(steps, step + chunk)
         result = train(cfg, resume=True)  # continues the run's latest checkpoint, if it has one
         step = result.step
         spent += time.perf_counter() - start

@@ -6,7 +6,8 @@ dependency), except those under `if TYPE_CHECKING:`. The rules:
   which runs `piti prep`) never imports `data_prep`;
 - only `piti_cli/cli/` imports typer or rich;
 - `piti_cli/diffusion/` imports no network code (`piti_cli.models`) and no pipeline;
-- there is no import circle inside `piti_cli`.
+- there is no import circle inside `piti_cli`, between its modules or between its packages
+  (`pipeline/` and `train/` never import each other both ways).
 The last test plants each violation in a scratch tree and checks that it is found.
 """
 
@@ -123,6 +124,37 @@ def test_the_layout_keeps_its_import_rules():
 def test_no_import_circles_in_the_core():
     found = cycles(import_graph(REPO))
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph collapsed onto `piti_cli`'s packages (`piti_cli.train`, ...; a top-level
+    module such as `piti_cli.errors` is its own node)."""
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+    out: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if _within(module, ("piti_cli",)):
+            out.setdefault(package(module), set()).update(package(t) for t in targets if _within(t, ("piti_cli",)))
+    return {k: v - {k} for k, v in out.items()}
+
+
+def test_no_import_circles_between_packages():
+    found = cycles(package_graph(import_graph(REPO)))
+    assert not found, "package circles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_a_planted_package_circle_is_found(tmp_path):
+    for pkg in ("piti_cli/train", "piti_cli/pipeline"):
+        (tmp_path / pkg).mkdir(parents=True)
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "piti_cli/__init__.py").write_text("")
+    (tmp_path / "piti_cli/train/loop.py").write_text("from piti_cli.pipeline import cascade\n")
+    (tmp_path / "piti_cli/pipeline/cascade.py").write_text("x = 1\n")
+    (tmp_path / "piti_cli/pipeline/sample.py").write_text("from piti_cli.train import dist\n")
+    (tmp_path / "piti_cli/train/dist.py").write_text("y = 2\n")
+    graph = import_graph(tmp_path, ("piti_cli",))
+    assert cycles(graph) == []  # no module circle ...
+    assert cycles(package_graph(graph)) == [["piti_cli.pipeline", "piti_cli.train"]]  # ... but a package one
 
 
 @pytest.mark.parametrize("plant, expected", [

@@ -20,6 +20,7 @@ class InspectReport:
     description: str
     stored_config: str | None
     non_finite: tuple[str, ...] = ()  # tensors holding NaN/Inf: the file is unusable
+    departures: tuple[str, ...] = ()  # "unet.grid_attention=True": where the stored config leaves its preset
 
     @property
     def usable(self) -> bool:
@@ -46,7 +47,22 @@ def inspect_checkpoint(path: str | Path) -> InspectReport:
         description=description,
         stored_config=ck.config.name if ck.config else None,
         non_finite=tuple(non_finite_tensors(ck.state_dict)),
+        departures=departures(ck.config) if ck.config else (),
     )
+
+
+def departures(config) -> tuple[str, ...]:
+    """`part.field=value` for every field where `config` differs from the preset it names
+    (e.g. the demo's `unet.grid_attention=True`); () for a preset itself or an unknown name."""
+    preset = PRESETS.get(config.name)
+    if preset is None:
+        return ()
+    mine, theirs = config.to_dict(), preset.to_dict()
+    found = []
+    for part, values in mine.items():
+        if isinstance(values, dict) and isinstance(theirs.get(part), dict):
+            found += [f"{part}.{k}={v}" for k, v in values.items() if theirs[part].get(k) != v]
+    return tuple(found)
 
 
 def _is_preset(name: str) -> bool:

@@ -19,7 +19,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from piti_cli import __version__
+from piti_cli.version import __version__
 from piti_cli.cli import edit, eval as eval_cmd, prep, sample, train, weights
 
 

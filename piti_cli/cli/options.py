@@ -13,10 +13,8 @@ from typing import Callable, Literal, Optional
 
 import typer
 
-Sampler = Literal["ancestral", "ddim", "dpmpp-2m", "dpmpp-3m"]
-Precision = Literal["fp32", "bf16", "fp16"]
-SamplePrecision = Literal["auto", "fp32", "bf16", "fp16"]  # auto: piti_cli.runtime.resolve_precision
-TimestepSampler = Literal["uniform", "loss-second-moment", "high-noise"]
+from piti_cli.choices import NllCdf, Precision, Sampler, SamplePrecision, TimestepSampler  # noqa: F401 (re-exported)
+
 Stage = Literal["encoder", "joint", "pretrain"]
 Degradation = Literal["bsr", "bicubic"]
 InputKind = Literal["mask", "sketch", "depth-normal"]

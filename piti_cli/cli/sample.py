@@ -40,8 +40,8 @@ FAST_OWNS = ("sampler", "steps", "upsample_sampler", "upsample_steps", "interval
 
 def sample(
     ctx: typer.Context,
-    cond: str = typer.Option(..., "--cond", "-c", help="A condition file, a folder of them, or a pack: data.h5 or data.h5:START-STOP."),
-    out: Path = typer.Option(Path("samples"), "--out", "-o", help="Folder for the PNGs and piti_sample.json."),
+    cond: Optional[str] = typer.Option(None, "--cond", "-c", help="A condition file, a folder of them, or a pack: data.h5 or data.h5:START-STOP. Default: the four bundled example masks."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the PNGs and piti_sample.json. Default: ./samples."),
     base: Optional[str] = typer.Option(None, "--base", help="Base 64×64 checkpoint: a path or a registry id (default: the bundled demo model)."),
     upsampler: Optional[str] = typer.Option(None, "--upsampler", help="64→256 upsampler checkpoint: path or registry id (default: the bundled demo)."),
     base_only: bool = flag(False, "--base-only", help="Stop at 64×64; no upsampler."),
@@ -76,13 +76,10 @@ def sample(
     rerun keeps finished pictures whose settings match; under `torchrun --nproc-per-node N
     -m piti_cli sample ...` the pictures are split over the processes.
     """
-    from piti_cli.pipeline.cascade import SAMPLERS, StageSettings
+    from piti_cli.pipeline.cascade import StageSettings
     from piti_cli.pipeline.sample import SampleJob
-    from piti_cli.errors import InputError
 
-    for name in (sampler, upsample_sampler):
-        if name not in SAMPLERS:
-            raise InputError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
+    cond, out = _defaults(cond, out)  # the samplers' names were checked by Typer (piti_cli.choices)
     base_settings = StageSettings(sampler, steps, guidance, normalized, eta, guidance_interval=interval)
     upsample_settings = StageSettings(upsample_sampler, upsample_steps, 1.0, False, eta, init_scale=0.997)
     if fast:
@@ -162,3 +159,19 @@ def fast_settings(ctx: typer.Context, guidance: float, normalized: bool, eta: fl
         raise InputError(f"--fast sets {', '.join(given)} itself; give either --fast or {', '.join(given)}")
     base = dataclasses.replace(FAST.base, guidance=guidance, normalized=normalized, eta=eta)
     return base, dataclasses.replace(FAST.upsampler, eta=eta), resolve_precision(FAST.precision, resolve_device(device))
+
+
+def _defaults(cond: Optional[str], out: Optional[Path]) -> tuple[str, Path]:
+    """--cond and --out as given, else the bundled example masks and ./samples, said in one line."""
+    said = []
+    if cond is None:
+        from importlib.resources import files
+
+        cond = str(files("piti_examples"))
+        said.append(f"no --cond: the bundled example masks ({cond})")
+    if out is None:
+        out = Path("samples")
+        said.append(f"no --out: writing to {out}/")
+    if said:
+        console.print("; ".join(said), highlight=False, markup=False)
+    return cond, out

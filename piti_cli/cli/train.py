@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from piti_cli.cli.options import (
-    DEVICE_HELP, Degradation, InputKind, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, number, rates,
+    DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, number, rates,
     respacing,
 )
 from piti_cli.cli.ui import console, progress_bar
@@ -48,6 +48,7 @@ EMA = typer.Option(["0.9999"], "--ema-rate", metavar="RATE", callback=rates, hel
 FRACTION = typer.Option(1.0, "--data-fraction", callback=number(0.0, above=True, maximum=1.0), help="Train on this seeded fraction of the pack (paper: 0.25, 0.5).")
 FLIP = flag(True, "--flip/--no-flip", help="Random horizontal flips.")
 TSAMPLER = typer.Option("loss-second-moment", "--timestep-sampler", help="uniform | loss-second-moment (official) | high-noise (biased to high t, for small models trained from scratch).")
+NLL_CDF = typer.Option("tanh", "--nll-cdf", help="Normal CDF of the t = 0 loss term: tanh (the official approximation) | exact (Φ itself; a departure).")
 STEPS = typer.Option(1000, "--max-steps", min=1, help="Train until this step (counted over resumes).")
 CLIP = typer.Option(0.0, "--grad-clip", callback=number(0.0), help="Clip the gradient norm (0 = off).")
 PRECISION = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, GPU only).")
@@ -103,6 +104,7 @@ def finetune(
     data_fraction: float = FRACTION,
     flip: bool = FLIP,
     timestep_sampler: TimestepSampler = TSAMPLER,
+    nll_cdf: NllCdf = NLL_CDF,
     max_steps: int = STEPS,
     grad_clip: float = CLIP,
     precision: Precision = PRECISION,
@@ -158,6 +160,7 @@ def upsample_train(
     data_fraction: float = FRACTION,
     flip: bool = FLIP,
     timestep_sampler: TimestepSampler = typer.Option("uniform", "--timestep-sampler", help="uniform (official upsampler) | loss-second-moment | high-noise."),
+    nll_cdf: NllCdf = NLL_CDF,
     max_steps: int = STEPS,
     grad_clip: float = CLIP,
     precision: Precision = PRECISION,

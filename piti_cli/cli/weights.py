@@ -127,10 +127,13 @@ def sha256sum_line(digest: str, name: str) -> str:
 
 
 @app.command("inspect")
-def inspect_file(path: Path = typer.Argument(..., help="A .pt/.pth/.safetensors checkpoint.")) -> None:
+def inspect_file(spec: str = typer.Argument(..., metavar="FILE|ID", help="A .pt/.pth/.safetensors checkpoint, or a registry id.")) -> None:
     """Say which preset a checkpoint matches, its parameter count, and how it differs."""
     from piti_cli.checkpoints.inspect import inspect_checkpoint
+    from piti_cli.checkpoints.registry import resolve
+    from piti_cli.cli.ui import print_error
 
+    path = resolve(spec)
     report = inspect_checkpoint(path)
     diff = report.diff
     verdict = "[green]exact match[/]" if diff.exact else f"[yellow]closest[/] ({diff.summary()})"
@@ -140,6 +143,8 @@ def inspect_file(path: Path = typer.Argument(..., help="A .pt/.pth/.safetensors 
     console.print(f"preset      {diff.preset}  {verdict}")
     if report.stored_config:
         console.print(f"stored cfg  {report.stored_config}")
+    if report.departures:
+        console.print(f"departures  {', '.join(report.departures)}", highlight=False, markup=False)
     console.print(f"tensors     {report.tensors}")
     console.print(f"parameters  {report.parameters:,}")
     console.print(f"dtypes      {', '.join(report.dtypes)}")
@@ -150,4 +155,5 @@ def inspect_file(path: Path = typer.Argument(..., help="A .pt/.pth/.safetensors 
             shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
             console.print(f"{label:<11} {len(names)}: {shown}", highlight=False, markup=False)
     if not report.usable:
+        print_error(f"{path}: {len(report.non_finite)} tensors hold NaN/Inf; no piti command will load it")
         raise typer.Exit(1)

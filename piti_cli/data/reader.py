@@ -47,7 +47,7 @@ class PackedInfo:
                 self.count, self.dataset, self.split = attrs["count"], attrs["dataset"], attrs["split"]
                 self.kind, self.config, self.skipped = attrs["kind"], attrs["config"], attrs["skipped"]
                 self.caption_length = attrs["caption_length"]  # 0: the pack has no captions
-                self.palette = np.asarray(f["meta/palette"]) if "meta/palette" in f else None
+                self.palette = _palette(f["meta/palette"][()], self.path) if "meta/palette" in f else None
                 self.class_names = (
                     [s.decode() if isinstance(s, bytes) else str(s) for s in np.atleast_1d(f["meta/class_names"][()])]
                     if "meta/class_names" in f
@@ -57,6 +57,17 @@ class PackedInfo:
             raise
         except Exception as err:  # OSError for non-HDF5 bytes; h5py raises others on damaged files
             raise InputError(f"{self.path}: cannot read HDF5 file ({type(err).__name__}: {one_line(str(err))[:120]})") from None
+
+
+def _palette(stored, path: Path) -> np.ndarray:
+    """The pack's (N, 3) colour table as uint8, or InputError: NaN, fractions or values outside
+    0..255 would be cast into garbage colours."""
+    palette = np.asarray(stored)
+    if palette.ndim != 2 or palette.shape[1] != 3 or not np.issubdtype(palette.dtype, np.number):
+        raise InputError(f"{path}: /meta/palette is {palette.dtype} {palette.shape}, not an (N, 3) colour table")
+    if not np.isfinite(palette).all() or (palette != np.round(palette)).any() or palette.min() < 0 or palette.max() > 255:
+        raise InputError(f"{path}: /meta/palette holds values that are not colours (NaN, fractions, outside 0..255)")
+    return palette.astype(np.uint8)
 
 
 def condition_to_array(kind: str, stored: Any, palette: np.ndarray | None = None) -> np.ndarray:

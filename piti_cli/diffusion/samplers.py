@@ -36,6 +36,9 @@ from torch import Tensor
 
 from .dpm_solver import dpmpp_step
 from .gaussian import GaussianDiffusion
+from piti_cli import choices
+from piti_cli.choices import check_table
+
 from .steps import Denoiser, NoiseSampler, ancestral_step, ddim_step, dynamic_threshold, model_output
 
 Progress = Callable[[int, int], None] | None
@@ -245,3 +248,9 @@ def ddim_invert(
                 pred = clipped
         x = math.sqrt(ab_next) * pred + math.sqrt(1 - ab_next) * eps
     return x
+
+
+# The samplers by the names users choose (`piti_cli.choices.SAMPLERS`); `ddim` also takes eta.
+SAMPLERS = {"ancestral": sample_ancestral, "ddim": sample_ddim, "dpmpp-2m": sample_dpmpp_2m, "dpmpp-3m": sample_dpmpp_3m}
+TAKES_ETA = ("ddim",)
+check_table(SAMPLERS, choices.SAMPLERS, "samplers")

@@ -12,6 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from piti_cli import choices
+from piti_cli.choices import check_table
+
 
 class UniformSampler:
     """t ~ Uniform{0..N−1}, all weights 1."""
@@ -117,15 +120,14 @@ class HighNoiseSampler(UniformSampler):
         return t, torch.ones(batch_size, device=device)
 
 
-TIMESTEP_SAMPLERS = ("uniform", "loss-second-moment", "high-noise")
+# The timestep samplers by the names users choose (`piti_cli.choices.TIMESTEP_SAMPLERS`).
+TIMESTEP_SAMPLERS = {"uniform": UniformSampler, "loss-second-moment": LossSecondMomentResampler,
+                     "high-noise": HighNoiseSampler}
+check_table(TIMESTEP_SAMPLERS, choices.TIMESTEP_SAMPLERS, "timestep samplers")
 
 
 def create_timestep_sampler(name: str, num_timesteps: int, seed: int = 0) -> UniformSampler:
     """One of `TIMESTEP_SAMPLERS`."""
-    if name == "uniform":
-        return UniformSampler(num_timesteps, seed)
-    if name == "loss-second-moment":
-        return LossSecondMomentResampler(num_timesteps, seed)
-    if name == "high-noise":
-        return HighNoiseSampler(num_timesteps, seed)
+    if name in TIMESTEP_SAMPLERS:
+        return TIMESTEP_SAMPLERS[name](num_timesteps, seed)
     raise ValueError(f"unknown timestep sampler {name!r}; choose one of {', '.join(TIMESTEP_SAMPLERS)}")

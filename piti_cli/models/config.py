@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from piti_cli.data.kinds import CHANNELS as CONDITION_CHANNELS  # input kind -> encoder channels
+from piti_cli.data.kinds import CHANNELS as CONDITION_CHANNELS
+from piti_cli.diffusion.schedules import SCHEDULES  # input kind -> encoder channels
 from piti_cli.errors import PitiError
 
 InputKind = Literal["mask", "sketch", "depth-normal"]
@@ -35,6 +36,11 @@ class UNetConfig:
     # Width of the condition tokens (GLIDE's text transformer / PITI's encoder).
     context_channels: int = 512
     super_res: bool = False
+    # Departures for the tiny demo presets, off in every official preset (docs/demo-model.md):
+    # a fixed position shared by image queries and condition keys (`piti_cli.models.grid`),
+    # and whether the pooled condition vector enters the timestep embedding (GLIDE: yes).
+    grid_attention: bool = False
+    pooled_condition: bool = True
 
     @property
     def time_embed_dim(self) -> int:
@@ -94,6 +100,12 @@ class ModelConfig:
             raise ValueError(f"preset {self.name}: a GLIDE model needs a text config")
         if self.encoder is not None and self.encoder.width != self.unet.context_channels:
             raise ValueError(f"preset {self.name}: encoder width must equal unet.context_channels")
+        problem = _unet_problem(self.unet) or _diffusion_problem(self.diffusion) or _encoder_problem(self.encoder)
+        if problem is None and self.text is not None and (self.text.width % self.text.heads or min(
+                self.text.vocab_size, self.text.context_length, self.text.layers) < 1):
+            problem = f"text width {self.text.width} with {self.text.heads} heads, or an empty vocabulary/context"
+        if problem:
+            raise ValueError(f"preset {self.name}: {problem}")
 
     @property
     def is_upsampler(self) -> bool:
@@ -124,6 +136,45 @@ class ModelConfig:
             text=build(TextConfig, data.get("text")),
             input_kind=data.get("input_kind"),
         )
+
+
+def _unet_problem(u: UNetConfig) -> str | None:
+    """Why a decoder config cannot be built (None when it can): every width a multiple of the
+    norm groups and, where attention runs, of the head width; the image halves evenly."""
+    if min(u.image_size, u.in_channels, u.model_channels, u.out_channels, u.num_res_blocks, u.norm_groups,
+           u.num_head_channels, u.context_channels) < 1 or not u.channel_mult:
+        return "a size, width or count below 1"
+    if u.image_size % 2 ** (len(u.channel_mult) - 1):
+        return f"image_size {u.image_size} does not halve {len(u.channel_mult) - 1} times"
+    for level, mult in enumerate(u.channel_mult):
+        width = int(mult * u.model_channels)
+        if width < 1 or width % u.norm_groups:
+            return f"width {width} is not a multiple of norm_groups {u.norm_groups}"
+        if u.image_size // 2 ** level in u.attention_resolutions and width % u.num_head_channels:
+            return f"attention width {width} is not a multiple of num_head_channels {u.num_head_channels}"
+    if not 0.0 <= u.dropout < 1.0:
+        return f"dropout {u.dropout} outside [0, 1)"
+    return None
+
+
+def _diffusion_problem(d: DiffusionConfig) -> str | None:
+    if d.schedule not in SCHEDULES:
+        return f"unknown schedule {d.schedule!r} (known: {', '.join(SCHEDULES)})"
+    if not isinstance(d.steps, int) or d.steps < 1:
+        return f"diffusion steps {d.steps!r}: must be a positive integer"
+    return None
+
+
+def _encoder_problem(e: EncoderConfig | None) -> str | None:
+    if e is None:
+        return None
+    if min(e.in_channels, e.width, e.layers, e.heads, e.input_size) < 1 or not e.stem_channels:
+        return "an encoder size, width or count below 1"
+    if e.width % e.heads:
+        return f"encoder width {e.width} is not a multiple of its {e.heads} heads"
+    if e.input_size % 2 ** (len(e.stem_channels) - 1):
+        return f"encoder input_size {e.input_size} does not halve {len(e.stem_channels) - 1} times"
+    return None
 
 
 def _upsample_unet(**overrides) -> UNetConfig:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from piti_cli.models.grid import add_grid_position
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding [cos | sin] of (possibly fractional) timesteps, as in ADM."""
@@ -122,11 +124,15 @@ class AttentionBlock(nn.Module):
     """Spatial self-attention that also attends to condition tokens (GLIDE's `encoder_kv`).
 
     Channel layout of `qkv` and `encoder_kv` is head-major ([q|k|v] per head), as GLIDE's
-    legacy QKVAttention; the condition's keys/values come before the image's.
+    legacy QKVAttention; the condition's keys/values come before the image's. `grid` adds the
+    shared grid position of `piti_cli.models.grid` to the queries and condition keys (a
+    departure, off in every official preset).
     """
 
-    def __init__(self, channels: int, head_channels: int, context_channels: int | None, groups: int = 32):
+    def __init__(self, channels: int, head_channels: int, context_channels: int | None, groups: int = 32,
+                 grid: bool = False):
         super().__init__()
+        self.grid = grid
         if channels % head_channels:
             raise ValueError(f"attention width {channels} is not a multiple of {head_channels}")
         self.num_heads = channels // head_channels
@@ -145,6 +151,8 @@ class AttentionBlock(nn.Module):
         if context is not None and self.encoder_kv is not None:
             ekv = self.encoder_kv(context).to(q.dtype)
             ek, ev = ekv.reshape(b, heads, 2 * (c // heads), -1).transpose(2, 3).contiguous().chunk(2, dim=-1)
+            if self.grid:
+                q, ek = add_grid_position(q, ek, height, width)
             k = torch.cat([ek, k], dim=2)
             v = torch.cat([ev, v], dim=2)
         h = F.scaled_dot_product_attention(q, k, v)  # (b, heads, L, ch)

@@ -41,7 +41,7 @@ class UNet(nn.Module):
             return ResBlock(ch_in, emb_dim, ch_out, c.dropout, groups, c.use_scale_shift_norm, resample)
 
         def attn(ch: int) -> AttentionBlock:
-            return AttentionBlock(ch, c.num_head_channels, c.context_channels, groups)
+            return AttentionBlock(ch, c.num_head_channels, c.context_channels, groups, c.grid_attention)
 
         self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.transformer_proj = nn.Linear(c.context_channels, emb_dim)
@@ -105,7 +105,7 @@ class UNet(nn.Module):
             up = enlarge_low_res(low_res.to(x.dtype), x.shape[-2:])
             x = torch.cat([x, up], dim=1)
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(self.time_embed[0].weight.dtype))
-        if pooled is not None:
+        if pooled is not None and self.config.pooled_condition:
             emb = emb + self.transformer_proj(pooled).to(emb.dtype)
         hs = []
         h = x

@@ -23,7 +23,6 @@ from piti_cli.models.unet import enlarge_low_res
 from piti_cli.pipeline.progress import offset
 from piti_cli.runtime import PRECISIONS
 
-SAMPLERS = ("ancestral", "ddim", "dpmpp-2m", "dpmpp-3m")
 Progress = Callable[[int, int], None] | None
 
 
@@ -174,15 +173,11 @@ def run_sampler(denoiser, process, shape, generator, settings: StageSettings, pr
     start = noise if noise is not None else shape
     common = dict(init_scale=settings.init_scale, clip_denoised=settings.clip_denoised, progress=progress,
                   noise_sampler=noise_sampler)
-    if settings.sampler == "ancestral":
-        return samplers.sample_ancestral(denoiser, process, start, generator, **common)
-    if settings.sampler == "ddim":
-        return samplers.sample_ddim(denoiser, process, start, generator, eta=settings.eta, **common)
-    if settings.sampler == "dpmpp-2m":
-        return samplers.sample_dpmpp_2m(denoiser, process, start, generator, **common)
-    if settings.sampler == "dpmpp-3m":
-        return samplers.sample_dpmpp_3m(denoiser, process, start, generator, **common)
-    raise ValueError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if settings.sampler not in samplers.SAMPLERS:
+        raise ValueError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(samplers.SAMPLERS)}")
+    if settings.sampler in samplers.TAKES_ETA:
+        common["eta"] = settings.eta
+    return samplers.SAMPLERS[settings.sampler](denoiser, process, start, generator, **common)
 
 
 def fit_condition(model: PitiModel, cond: torch.Tensor) -> torch.Tensor:

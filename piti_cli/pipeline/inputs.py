@@ -19,6 +19,7 @@ from piti_cli.data.images import resize_nearest_chw
 from piti_cli.data.kinds import get_kind, kind_for_pack
 from piti_cli.data.reader import PackedDataset
 from piti_cli.errors import InputError
+from piti_cli.names import confined_name
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ def find_inputs(spec: str | Path, kind: str, limit: int | None = None) -> list[C
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: must be at least 1")
     text = str(spec)
-    path = Path(text.split(":")[0] if ".h5" in text else text)
+    path, rows = _split_rows(text)
     if path.suffix in (".h5", ".hdf5"):
-        return _pack_rows(path, text, kind, limit)
+        return _pack_rows(path, text, rows, kind, limit)
     reader = get_kind(kind)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in reader.suffixes)
@@ -123,15 +124,25 @@ def _open_pack(path: str) -> PackedDataset:
     return PackedDataset(path)
 
 
-def _pack_rows(path: Path, spec: str, kind: str, limit: int | None) -> list[Condition]:
+def _split_rows(text: str) -> tuple[Path, str | None]:
+    """(path, "START-STOP" or "N" or None) of `pack.h5:START-STOP`; a path that exists as
+    written is a path, colons included (`/data/a:b/pack.h5`)."""
+    if Path(text).exists() or ":" not in text:
+        return Path(text), None
+    head, _, tail = text.rpartition(":")
+    if Path(head).suffix in (".h5", ".hdf5"):
+        return Path(head), tail
+    return Path(text), None
+
+
+def _pack_rows(path: Path, spec: str, rng: str | None, kind: str, limit: int | None) -> list[Condition]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     dataset = PackedDataset(path)
     if kind_for_pack(dataset.kind).name != kind:
         raise InputError(f"{path}: holds {dataset.kind} conditions, but the model takes {kind}")
     start, stop = 0, len(dataset)
-    if ":" in spec.split(".h5", 1)[1]:
-        rng = spec.rsplit(":", 1)[1]
+    if rng is not None:
         try:
             start, stop = (int(x) for x in rng.split("-")) if "-" in rng else (int(rng), int(rng) + 1)
         except ValueError:
@@ -144,7 +155,7 @@ def _pack_rows(path: Path, spec: str, kind: str, limit: int | None) -> list[Cond
         indices = indices[:limit]
     ids = dataset.source_ids(indices)
     dataset.close()
-    return [Condition(name, str(path), kind, i) for name, i in zip(ids, indices)]
+    return [Condition(confined_name(name, f"{path} row {i} (source_ids)"), str(path), kind, i) for name, i in zip(ids, indices)]
 
 
 def fit_to_encoder(array: np.ndarray, size: int) -> np.ndarray:

@@ -74,11 +74,21 @@ def _read_sidecar(path: Path) -> dict:
         raise InputError(f"{path}: unreadable run record ({type(err).__name__}); move it away to start a new one") from None
     if isinstance(data, dict) and data.get("format") == RECORD_FORMAT and isinstance(data.get("runs"), list):
         data.setdefault("pictures", {})
+        pictures = data["pictures"]
+        if not (isinstance(pictures, dict) and all(isinstance(i, int) for i in pictures.values())
+                and all(isinstance(r, dict) for r in data["runs"])):
+            raise InputError(f"{path}: damaged run record (its runs or pictures are not what piti writes); "
+                             "move it away to start a new one")
         return data
     if isinstance(data, dict) and "outputs" in data:  # one run, as piti 0.1 wrote it
         run = dict(data, written=list(data.get("outputs", [])), kept=[])
         return {"format": RECORD_FORMAT, "version": 2, "runs": [run], "pictures": {f: 0 for f in run["written"]}}
     raise InputError(f"{path}: not a piti run record; move it away to start a new one")
+
+
+def check_record(path: Path) -> None:
+    """`InputError` now, before any sampling, if the run record at `path` cannot be appended to."""
+    _read_sidecar(path)
 
 
 def append_run(path: Path, run: dict) -> dict:

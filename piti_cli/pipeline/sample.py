@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from piti_cli import __version__
+from piti_cli.version import __version__
 from piti_cli.data.images import condition_picture, make_grid, read_image, resize_nearest, save_png, to_uint8
 from piti_cli.diffusion.respace import space_timesteps
 from piti_cli.errors import InputError
@@ -40,7 +40,7 @@ from piti_cli.pipeline.models import DEFAULT_BASE, DEFAULT_UPSAMPLER, load_pair,
 from piti_cli.pipeline.noise import RowNoise
 from piti_cli.pipeline.progress import SampleProgress
 from piti_cli.runtime import resolve_precision
-from piti_cli.train.distributed import process_group
+from piti_cli.distributed import process_group
 
 SIDECAR = "piti_sample.json"
 GRID_ROWS = 16  # grid.png shows the first conditions only: a dataset-size grid is unreadable
@@ -123,6 +123,7 @@ class _Plan:
 
     def __init__(self, job: SampleJob, device: torch.device):
         _check_settings(job)
+        provenance.check_record(Path(job.out) / SIDECAR)  # a damaged record refuses before sampling
         self.job, self.device = job, device
         self.precision = resolve_precision(job.precision, device)
         self._base, self.base_info, self._up, self.up_info = load_pair(
@@ -151,14 +152,9 @@ class _Plan:
 
     def record(self, picture: Picture) -> dict:
         job = self.job
-        return {
-            "condition": picture.condition.name, "condition_sha256": picture.condition.digest,
-            "sample_index": picture.index, "seed": job.seed, "precision": self.precision,
-            "base": {"sha256": self.base_info["sha256"], "preset": self.base_info["preset"], **job.base_settings.as_dict()},
-            "upsampler": None if self.up_info is None else {
-                "sha256": self.up_info["sha256"], "preset": self.up_info["preset"], **job.upsample_settings.as_dict()},
-            "piti_version": __version__, "device": self.device.type,
-        }
+        return picture_record(picture.condition.name, picture.condition.digest, picture.index, job.seed,
+                              self.precision, self.base_info, self.up_info, job.base_settings,
+                              job.upsample_settings, self.device.type)
 
     def output_state(self, picture: Picture) -> str:
         """"pending", "kept" (finished by an earlier run with these settings) or the reason
@@ -173,15 +169,36 @@ class _Plan:
         low_missing = job.save_low_res and self.up_info is not None and not (job.out / "64" / picture.file).exists()
         return "pending" if low_missing else "kept"
 
-    def batch_tensors(self, batch: list[Picture]) -> tuple[torch.Tensor, list[tuple[str, int]]]:
-        """Conditions and noise keys for a batch, padded to `rows` (padding rows are dropped).
-        Each condition is read here, when its batch comes."""
-        size = self.base.config.encoder.input_size
-        padded = batch + [batch[0]] * (self.rows - len(batch))
-        keys = [p.key for p in batch] + [("\x00padding", j) for j in range(self.rows - len(batch))]
-        arrays = {p.condition.name: p.condition.read() for p in batch}
-        cond = np.stack([fit_to_encoder(arrays[p.condition.name], size) for p in padded])
-        return torch.from_numpy(cond).to(self.device), keys
+
+
+def picture_record(name: str, digest: str, index: int, seed: int, precision: str, base_info: dict,
+                   up_info: dict | None, base_settings: StageSettings, up_settings: StageSettings,
+                   device: str) -> dict:
+    """What made a picture (its PNG's `piti` text chunk): the same for `piti sample` and the API."""
+    return {
+        "condition": name, "condition_sha256": digest, "sample_index": index, "seed": seed, "precision": precision,
+        "base": {"sha256": base_info["sha256"], "preset": base_info["preset"], **base_settings.as_dict()},
+        "upsampler": None if up_info is None else {
+            "sha256": up_info["sha256"], "preset": up_info["preset"], **up_settings.as_dict()},
+        "piti_version": __version__, "device": device,
+    }
+
+
+def sample_batch(base, upsampler, conditions: list[np.ndarray], keys: list[tuple[str, int]], rows: int, size: int,
+                 device: torch.device, seed: int, base_settings: StageSettings, up_settings: StageSettings,
+                 progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One network batch of pictures, as every run samples it: the conditions (C, 256, 256)
+    fitted to the encoder's `size` and padded to `rows` (a picture's arithmetic never depends
+    on how many share its batch), each picture's noise from its key (condition name, sample
+    index). Returns (64-px, final or None) for the real rows only; `progress(done, total)`
+    counts the steps of both stages, base first."""
+    n = len(keys)
+    padded = conditions + [conditions[0]] * (rows - n)
+    all_keys = list(keys) + [("\x00padding", j) for j in range(rows - n)]
+    cond = torch.from_numpy(np.stack([fit_to_encoder(a, size) for a in padded])).to(device)
+    low, high = sample_cascade(base, upsampler, cond, None, base_settings, up_settings, progress,
+                               noise=lambda stage: RowNoise.for_pictures(seed, all_keys, stage))
+    return low[:n], None if high is None else high[:n]
 
 
 def make_plan(job: SampleJob, device: torch.device, info) -> _Plan:
@@ -225,14 +242,14 @@ def _write(plan: _Plan, picture: Picture, high: torch.Tensor | None, low: torch.
 def _sample_part(plan: _Plan, mine: list[Picture], tracker: SampleProgress, result: SampleResult) -> None:
     job = plan.job
     tracker.start()
+    size = plan.base.config.encoder.input_size
     for start in range(0, len(mine), plan.rows):
         batch = mine[start:start + plan.rows]
-        cond, keys = plan.batch_tensors(batch)
+        arrays = {p.condition.name: p.condition.read() for p in batch}  # read when its batch comes
         step = tracker.batch(len(batch))
-        low, high = sample_cascade(
-            plan.base, plan.upsampler, cond, None, job.base_settings, job.upsample_settings, step,
-            noise=lambda stage, keys=keys: RowNoise.for_pictures(job.seed, keys, stage),
-        )
+        low, high = sample_batch(plan.base, plan.upsampler, [arrays[p.condition.name] for p in batch],
+                                 [p.key for p in batch], plan.rows, size, plan.device, job.seed,
+                                 job.base_settings, job.upsample_settings, step)
         for i, picture in enumerate(batch):
             result.images.append(_write(plan, picture, None if high is None else high[i], low[i]))
         tracker.finished(len(batch))

@@ -1,7 +1,7 @@
 """Sampling split over processes (`torchrun --nproc-per-node N -m piti_cli sample ...`).
 
 torchrun's environment (RANK, WORLD_SIZE, ...) puts each process in a group (NCCL on GPUs,
-gloo on CPUs) through `piti_cli.train.distributed`; one process is the same code with one
+gloo on CPUs) through `piti_cli.distributed`; one process is the same code with one
 rank. Each rank reads and checks every N-th input (and every N-th earlier output), `gather`
 shares the results, then each takes every N-th pending picture, reads its conditions and
 writes its own PNGs: no rank holds all the conditions. `agree` is the one meeting point: all ranks report how their part went, and if
@@ -16,7 +16,7 @@ from typing import Sequence, TypeVar
 import torch.distributed as dist
 
 from piti_cli.errors import PitiError
-from piti_cli.train.distributed import DistInfo
+from piti_cli.distributed import DistInfo
 
 T = TypeVar("T")
 

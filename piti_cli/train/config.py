@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from piti_cli.diffusion.losses import NORMAL_CDFS
 from piti_cli.diffusion.timestep_samplers import TIMESTEP_SAMPLERS
 from piti_cli.errors import InputError
 from piti_cli.io_utils import atomic_write_text
@@ -47,6 +48,7 @@ class TrainConfig:
     data_fraction: float = 1.0
     flip: bool = True
     timestep_sampler: str = "loss-second-moment"
+    nll_cdf: str = "tanh"  # the t = 0 term's Φ: the official tanh approximation, or "exact"
     max_steps: int = 1000
     grad_clip: float = 0.0  # 0 = off
     precision: str = "fp32"
@@ -78,6 +80,8 @@ class TrainConfig:
             raise InputError(f"--stage {self.stage}: choose one of {', '.join(STAGES)}")
         if self.timestep_sampler not in TIMESTEP_SAMPLERS:
             raise InputError(f"--timestep-sampler {self.timestep_sampler}: choose one of {', '.join(TIMESTEP_SAMPLERS)}")
+        if self.nll_cdf not in NORMAL_CDFS:
+            raise InputError(f"--nll-cdf {self.nll_cdf}: choose one of {', '.join(NORMAL_CDFS)}")
         if self.perceptual not in PERCEPTUAL:
             raise InputError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL)}")
         if self.condition_size < 0 or self.condition_size % 16:

@@ -27,7 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 from piti_cli.data.reader import PackedInfo
 from piti_cli.diffusion.respace import make_process
 from piti_cli.diffusion.timestep_samplers import create_timestep_sampler
-from piti_cli.errors import InputError
+from piti_cli.checkpoints.io import non_finite_tensors
+from piti_cli.errors import CheckpointError, InputError, PitiError
 from piti_cli.io_utils import atomic_write_text
 from piti_cli.models.config import ModelConfig
 from piti_cli.models.piti import build_model
@@ -37,10 +38,11 @@ from piti_cli.train.aux_losses import Critic, PatchDiscriminator, make_perceptua
 from piti_cli.train.config import TrainConfig
 from piti_cli.data.kinds import kind_for_pack
 from piti_cli.train.data import StepBatches, TrainingStream, make_loader
-from piti_cli.train.distributed import DistInfo, barrier, gather_cat, mean_over, process_group
+from piti_cli.distributed import DistInfo, barrier, gather_cat, mean_over, process_group
 from piti_cli.train.ema import EMA
 from piti_cli.train.grid import sample_grid
 from piti_cli.train.microbatch import microbatch_terms
+from piti_cli.train.metrics import append_metrics, check_finite_step, truncate_metrics
 from piti_cli.train.state import checkpoint_path, initial_model, latest_checkpoint, load_state, prune_checkpoints, save_state
 
 Progress = Callable[..., None] | None
@@ -168,7 +170,7 @@ class Trainer:
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(saved)
-            _truncate_metrics(run_dir / "metrics.jsonl", trainer.step)
+            truncate_metrics(run_dir / "metrics.jsonl", trainer.step)
         return trainer
 
     # ------------------------------------------------------------------ state
@@ -193,9 +195,13 @@ class Trainer:
 
     def _load(self, st: dict) -> None:
         self.step = int(st["step"])
-        self.model.load_state_dict(st["model"])
-        self.ema.load_state_dict(st["ema"])
-        self.opt.load_state_dict(st["optimizer"])
+        try:
+            self.model.load_state_dict(st["model"])
+            self.ema.load_state_dict(st["ema"])
+            self.opt.load_state_dict(st["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{self.run_dir}: its latest checkpoint does not fit this run's model and "
+                                  f"EMA rates ({type(err).__name__}: {str(err).splitlines()[0][:100]})") from None
         if st.get("scaler"):
             self.scaler.load_state_dict(st["scaler"])
         self.sampler.load_state_dict(st["timestep_sampler"])
@@ -210,6 +216,10 @@ class Trainer:
 
     def save(self) -> Path | None:
         path = checkpoint_path(self.run_dir, self.step)
+        bad = non_finite_tensors(self.model.state_dict())
+        if bad:
+            raise PitiError(f"step {self.step}: {len(bad)} weights are not finite (first: {bad[0]}); "
+                            f"nothing saved at this step; lower --lr or train in fp32")
         if self.info.is_main:
             save_state(path, self.state())
             prune_checkpoints(self.run_dir, self.cfg.keep_checkpoints)
@@ -217,16 +227,32 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ step
-    def train_step(self, batch: dict) -> dict:
+    def train_step(self, batch: dict, t: torch.Tensor | None = None, weights: torch.Tensor | None = None,
+                   per_sample: bool = False) -> dict:
+        """One optimisation step on this process's `batch` (its "noise" included).
+
+        `t` (the global batch's process indices, (batch_size,)) and their importance `weights`
+        (default 1) replace the draw from the run's timestep sampler, so that given the batch
+        and t the step is a pure function of the trainer's state (what a replay test drives).
+        The sampler is updated with the losses either way. Returns the batch means of the loss
+        terms and "grad_norm"; with `per_sample`, also "per_sample": this process's per-sample
+        terms (float32, batch order). A non-finite loss or gradient (fp32/bf16) raises
+        `PitiError` naming the step, before anything is logged or saved."""
         cfg, info = self.cfg, self.info
-        t_all, w_all = self.sampler.sample(cfg.batch_size, "cpu")
+        if t is None:
+            t_all, w_all = self.sampler.sample(cfg.batch_size, "cpu")
+        else:
+            t_all = t.detach().long().cpu()
+            w_all = torch.ones(len(t_all)) if weights is None else weights.detach().float().cpu()
+            if t_all.shape != (cfg.batch_size,) or w_all.shape != t_all.shape:
+                raise ValueError(f"t and weights must have the global batch's shape ({cfg.batch_size},)")
         lo = info.rank * self.local_batch
         t_loc, w_loc = t_all[lo:lo + self.local_batch], w_all[lo:lo + self.local_batch]
         batch = {k: v.to(self.device) for k, v in batch.items() if torch.is_tensor(v) and k != "k"}
         aux = self.step >= cfg.aux_start
         self.opt.zero_grad(set_to_none=True)
         sums: dict[str, torch.Tensor] = {}
-        losses = []
+        losses, kept = [], []
         for i in range(0, self.local_batch, self.micro):
             last = i + self.micro >= self.local_batch
             sync = contextlib.nullcontext() if (last or not info.enabled) else self.net.no_sync()
@@ -237,11 +263,13 @@ class Trainer:
                 terms = microbatch_terms(
                     self.net, self.process, micro, t, autocast=self.autocast(),
                     perceptual=self.perceptual if aux else None, perceptual_weight=cfg.perceptual_weight,
-                    critic=self.critic if aux else None, adv_weight=cfg.adv_weight,
+                    critic=self.critic if aux else None, adv_weight=cfg.adv_weight, cdf=cfg.nll_cdf,
                 )
                 loss = (terms["loss"] * w).mean() * (self.micro / self.local_batch)
                 self.scaler.scale(loss).backward()
             losses.append(terms["loss"].detach())
+            if per_sample:
+                kept.append({k: v.detach().float().cpu() for k, v in terms.items()})
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().sum()
         self.sampler.update_with_all_losses(gather_cat(info, t_loc), gather_cat(info, torch.cat(losses).cpu()))
@@ -255,6 +283,9 @@ class Trainer:
         means = mean_over(info, torch.stack([sums[k] for k in keys]).float().cpu() / self.local_batch)
         out = {k: float(v) for k, v in zip(keys, means)}
         out["grad_norm"] = float(norm)
+        check_finite_step(self.step, out, cfg.precision)
+        if per_sample:
+            out["per_sample"] = {k: torch.cat([terms[k] for terms in kept]) for k in kept[0]}
         return out
 
     # ------------------------------------------------------------------ run
@@ -287,8 +318,7 @@ class Trainer:
             it_s = (self.step - start) / max(elapsed, 1e-9)
             last.update(step=self.step, samples=self.step * cfg.batch_size, lr=cfg.learning_rate, it_s=it_s)
             if info.is_main and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps):
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(last) + "\n")
+                append_metrics(metrics_path, last)
             if cfg.sample_every and self.step % cfg.sample_every == 0 and info.is_main:
                 self.write_grid()
             if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
@@ -307,14 +337,6 @@ def _check_crop(crop: int, config) -> None:
     if crop > size or crop % factor or crop % (size // 64):
         raise InputError(f"--crop-size {crop}: must be at most {size} and a multiple of {factor} "
                          f"(the UNet halves the resolution {len(config.unet.channel_mult) - 1} times)")
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric lines logged after the checkpoint we continue from."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, given: Iterable[str] | None = None,

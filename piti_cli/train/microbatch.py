@@ -26,8 +26,10 @@ def microbatch_terms(
     perceptual_weight: float = 0.0,
     critic: Critic | None = None,
     adv_weight: float = 0.0,
+    cdf: str = "tanh",
 ) -> dict[str, Tensor]:
-    """Per-sample {"loss", "mse", "vb", ["perceptual", "adv", "d_loss"]} (float32)."""
+    """Per-sample {"loss", "mse", "vb", ["perceptual", "adv", "d_loss"]} (float32); `cdf`: the
+    Φ of the t = 0 term (`piti_cli.diffusion.losses.NORMAL_CDFS`)."""
     x0, noise = batch["image"], batch["noise"]
     x_t = process.q_sample(x0, t, noise)
     with autocast:
@@ -36,7 +38,7 @@ def microbatch_terms(
         else:
             out = net(x_t, process.network_t(t), batch["condition"], batch.get("low_res"))
     out = out.float()
-    terms = hybrid_loss(process, out, x0, x_t, t, noise)
+    terms = hybrid_loss(process, out, x0, x_t, t, noise, cdf)
     if perceptual is None and critic is None:
         return terms
     eps, _ = process.split_output(out, x0.shape[1])

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from piti_cli.checkpoints.convert import glide_to_piti, instantiate, load_model
-from piti_cli.checkpoints.io import save_checkpoint
+from piti_cli.checkpoints.io import non_finite_tensors, save_checkpoint
 from piti_cli.checkpoints.registry import resolve
 from piti_cli.errors import CheckpointError, InputError
 from piti_cli.io_utils import atomic_torch_save
@@ -65,6 +65,18 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot read training state ({type(err).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a piti training checkpoint")
+    missing = [k for k in ("step", "model_config", "model", "ema", "optimizer", "timestep_sampler") if k not in state]
+    if missing or not isinstance(state["ema"], dict) or not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path}: incomplete training checkpoint (missing {', '.join(missing) or 'a state dict'})")
+    for part, tensors in [("model", state["model"]), *((f"EMA {r}", e) for r, e in state["ema"].items())]:
+        bad = non_finite_tensors(tensors) if isinstance(tensors, dict) else ["(not a state dict)"]
+        if bad:
+            raise CheckpointError(f"{path}: {len(bad)} {part} tensors are not finite (first: {bad[0]}); "
+                                  f"neither resumed from nor exported")
+    try:
+        ModelConfig.from_dict(state["model_config"])
+    except Exception as err:  # KeyError, TypeError, ValueError from the fields
+        raise CheckpointError(f"{path}: bad model config ({type(err).__name__}: {err})") from None
     return state
 
 

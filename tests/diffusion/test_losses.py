@@ -27,7 +27,7 @@ def test_normal_kl_matches_torch_distributions():
 def test_discretized_likelihood_is_a_distribution():
     levels = torch.linspace(-1, 1, 256, dtype=torch.float64)
     mean, log_scale = torch.full_like(levels, 0.2), torch.full_like(levels, math.log(0.3))
-    logp = discretized_gaussian_log_likelihood(levels, mean, log_scale)
+    logp = discretized_gaussian_log_likelihood(levels, mean, log_scale, cdf="exact")
     assert logp.exp().sum().item() == pytest.approx(1.0, abs=1e-9)
     k = 140  # an interior bin against scipy
     x = levels[k].item()
@@ -58,7 +58,7 @@ def test_vb_equals_kl_in_bits_and_decoder_nll_at_zero():
     t = torch.tensor([0, 300])
     x0, noise, xt = _setup(p, t, seed=1)
     eps, v = noise + 0.1, torch.full_like(noise, 0.4)
-    terms = hybrid_loss(p, torch.cat([eps, v], 1), x0, xt, t, noise)
+    terms = hybrid_loss(p, torch.cat([eps, v], 1), x0, xt, t, noise, cdf="exact")
     # independent recomputation of sample 1 from the closed forms (t = 300 > 0)
     ab, ab_prev, beta = p.alphas_cumprod[300], p.alphas_cumprod[299], p.betas[300]
     post_var = beta * (1 - ab_prev) / (1 - ab)
@@ -117,3 +117,32 @@ def test_training_losses_calls_denoiser_with_network_time():
     terms = training_losses(p, lambda x, t: torch.zeros_like(x), x0, torch.tensor([3, 4]),
                             generator=torch.Generator().manual_seed(0))
     assert terms["vb"].abs().max().item() == 0.0
+
+
+def _tanh_cdf(x: np.ndarray) -> np.ndarray:
+    """GLIDE's / guided-diffusion's Φ, restated in float64."""
+    return 0.5 * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def test_t0_nll_uses_the_official_tanh_cdf_by_default():
+    p = make_process()
+    t = torch.tensor([0, 0])
+    x0, noise, xt = _setup(p, t, seed=4)
+    x0[0, 0, 0, 0], x0[1, 1, 2, 3] = -1.0, 1.0  # one edge bin at each end
+    eps, v = noise + 0.3, torch.full_like(noise, -0.2)
+    vb = hybrid_loss(p, torch.cat([eps, v], 1), x0, xt, t, noise)["vb"]
+    # float64 restatement: the model's mean and std at t = 0, the tanh CDF over each 1/255 bin
+    ab, beta = p.alphas_cumprod[0], p.betas[0]
+    mean = ((xt - np.sqrt(1 - ab) * eps) / np.sqrt(ab)).numpy()
+    frac = (v.numpy() + 1) / 2
+    log_var = frac * math.log(beta) + (1 - frac) * p.posterior_log_variance_clipped[0]
+    inv_std = np.exp(-0.5 * log_var)
+    x = x0.numpy()
+    plus, minus = _tanh_cdf(inv_std * (x - mean + 1 / 255)), _tanh_cdf(inv_std * (x - mean - 1 / 255))
+    logp = np.where(x < -0.999, np.log(np.maximum(plus, 1e-12)),
+                    np.where(x > 0.999, np.log(np.maximum(1 - minus, 1e-12)), np.log(np.maximum(plus - minus, 1e-12))))
+    expected = -logp.reshape(2, -1).mean(1) / math.log(2)
+    np.testing.assert_allclose(vb.numpy(), expected, rtol=1e-10)
+    # the exact Φ is a different number (the departure `--nll-cdf exact` measures against)
+    exact = hybrid_loss(p, torch.cat([eps, v], 1), x0, xt, t, noise, cdf="exact")["vb"]
+    assert not np.allclose(exact.numpy(), expected, rtol=1e-6)

@@ -1,4 +1,4 @@
-"""Multi-process training on torch.distributed (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK).
+"""Process groups for torchrun (RANK / WORLD_SIZE / LOCAL_RANK): shared by sampling and training.
 
 One process per GPU (nccl) or per CPU worker (gloo). Without those variables everything
 runs in one process and these helpers are no-ops.

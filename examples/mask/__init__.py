@@ -1,0 +1,1 @@
+"""The example colour masks (shipped as `piti_examples`: what `piti sample` uses without --cond)."""

@@ -1,0 +1,174 @@
+"""piti's Python API: load a base model and its upsampler once, then turn conditions into pictures.
+
+    from piti_cli import PitiPipeline
+
+    pipe = PitiPipeline.from_pretrained()                 # the bundled demo pair
+    out = pipe("examples/mask/scene_0.png", guidance_scale=8, num_inference_steps=50, upsample_start=300)
+    out.images[0].save("scene_0.png")
+
+Names follow diffusers where they mean the same: `guidance_scale`, `num_inference_steps` (the
+base's respacing: an int, or piti's strings such as "ddim50"), `num_images_per_prompt`; the
+seed is an int (`seed`) rather than a `torch.Generator`, because each picture draws from its
+own generators derived from (seed, condition name, sample index) — what makes a picture the
+same at any batch size and through `piti sample` (same seed, same name → the same bytes).
+A condition is a file path, a PIL image or an array (a colour mask H × W × 3 uint8, a sketch,
+or an already prepared float (C, 256, 256) in [-1, 1]); a picture input is named after its
+file's stem, any other after its position (`condition_0`, …). Every user-facing failure is a
+`piti_cli.errors.PitiError` (`InputError`, `CheckpointError`) with the CLI's one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from piti_cli.data.kinds import get_kind
+from piti_cli.errors import InputError
+from piti_cli.pipeline.cascade import BASE_DEFAULTS, FAST, UPSAMPLE_DEFAULTS, StageSettings, prepare, stage_process
+from piti_cli.pipeline.inputs import _digest
+from piti_cli.pipeline.models import load_pair
+from piti_cli.pipeline.sample import picture_record, sample_batch
+from piti_cli.runtime import resolve_device, resolve_precision
+
+ConditionLike = str | Path | Image.Image | np.ndarray
+# callback(stage, step, total): after every network step of a batch ("base" or "upsampler")
+Callback = Callable[[str, int, int], None]
+
+
+class Cancelled(InputError):
+    """Raised between steps when `cancel()` returned True: nothing was returned or written."""
+
+
+@dataclass
+class PitiOutput:
+    images: list[Image.Image]  # the final pictures (256 px; 64 px without an upsampler)
+    low_res: list[Image.Image]  # the base's 64-px pictures
+    records: list[dict[str, Any]] = field(default_factory=list)  # each picture's settings (its PNG's `piti` chunk)
+
+
+class PitiPipeline:
+    """A loaded base + upsampler pair on one device in one precision; call it many times."""
+
+    def __init__(self, base, base_info: dict, upsampler, up_info: dict | None, device: torch.device, precision: str):
+        self.base, self.base_info, self.upsampler, self.up_info = base, base_info, upsampler, up_info
+        self.device, self.precision = device, precision
+
+    @classmethod
+    def from_pretrained(cls, base: str | None = None, upsampler: str | None = None, *, base_only: bool = False,
+                        device: str = "auto", precision: str = "auto", weights_dir: str | None = None) -> "PitiPipeline":
+        """Load once: `base` / `upsampler` are paths or registry ids (default: the bundled demo
+        pair); `precision` is auto | fp32 (the faithful path) | bf16 | fp16 (`torch_dtype` in
+        diffusers' terms); the pairing rules are `piti sample`'s."""
+        dev = resolve_device(device)
+        chosen = resolve_precision(precision, dev)
+        b, b_info, u, u_info = load_pair(base, upsampler, base_only, weights_dir)
+        return cls(prepare(b, dev, chosen), b_info, prepare(u, dev, chosen) if u is not None else None, u_info,
+                   dev, chosen)
+
+    @property
+    def input_kind(self) -> str:
+        return self.base.config.input_kind
+
+    def settings(self, *, guidance_scale: float = BASE_DEFAULTS.guidance, normalized: bool = False,
+                 sampler: str = BASE_DEFAULTS.sampler, num_inference_steps: int | str = BASE_DEFAULTS.steps,
+                 upsample_sampler: str = UPSAMPLE_DEFAULTS.sampler, upsample_steps: int | str = UPSAMPLE_DEFAULTS.steps,
+                 upsample_start: int | None = None, eta: float = 0.0, fast: bool = False
+                 ) -> tuple[StageSettings, StageSettings]:
+        """Both stages' settings as `piti sample` builds them from the same options."""
+        if fast:
+            base = dataclasses.replace(FAST.base, guidance=guidance_scale, normalized=normalized, eta=eta)
+            return base, dataclasses.replace(FAST.upsampler, eta=eta, start=upsample_start)
+        base = StageSettings(sampler, str(num_inference_steps), guidance_scale, normalized, eta)
+        up = StageSettings(upsample_sampler, str(upsample_steps), 1.0, False, eta, init_scale=0.997, start=upsample_start)
+        return base, up
+
+    def __call__(self, conditions: ConditionLike | Sequence[ConditionLike], *, seed: int = 0,
+                 num_images_per_prompt: int = 1, batch_size: int = 4, callback: Callback | None = None,
+                 cancel: Callable[[], bool] | None = None, **settings) -> PitiOutput:
+        """Pictures for `conditions` (one or a list); `settings` are those of `settings()`.
+        `callback(stage, step, total)` follows every step; `cancel()` is asked between steps."""
+        base_settings, up_settings = self.settings(**settings)
+        named = self._read(conditions)
+        pictures = [(name, array, k) for name, array in named for k in range(num_images_per_prompt)]
+        rows = max(1, min(batch_size, len(pictures)))
+        images, lows, records = [], [], []
+        size = self.base.config.encoder.input_size
+        for start in range(0, len(pictures), rows):
+            batch = pictures[start:start + rows]
+            keys = [(name, k) for name, _, k in batch]
+            conds = [array for _, array, _ in batch]
+            low, high = sample_batch(self.base, self.upsampler, conds, keys, rows, size, self.device, seed,
+                                     base_settings, up_settings, self._progress(base_settings, callback, cancel))
+            for i, (name, array, k) in enumerate(batch):
+                lows.append(_pil(low[i]))
+                images.append(_pil(high[i]) if high is not None else lows[-1])
+                records.append(picture_record(name, _digest(array), k, seed, self.precision, self.base_info,
+                                              self.up_info, base_settings, up_settings, self.device.type))
+        return PitiOutput(images, lows, records)
+
+    def _progress(self, base_settings: StageSettings, callback: Callback | None, cancel: Callable[[], bool] | None):
+        """The cascade's (done, total) over both stages as callback(stage, step, stage total)."""
+        if callback is None and cancel is None:
+            return None
+        base_steps = len(stage_process(self.base, base_settings).timestep_map)
+
+        def step(done: int, total: int) -> None:
+            if callback is not None:
+                up = done > base_steps
+                callback("upsampler" if up else "base", done - base_steps if up else done,
+                         total - base_steps if up else base_steps)
+            if cancel is not None and cancel():
+                raise Cancelled("sampling cancelled")
+        return step
+
+    def _read(self, conditions) -> list[tuple[str, np.ndarray]]:
+        items = list(conditions) if isinstance(conditions, (list, tuple)) else [conditions]
+        if not items:
+            raise InputError("no conditions given")
+        out = [(_name(item, i), read_condition(item, self.input_kind)) for i, item in enumerate(items)]
+        names = [n for n, _ in out]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(f"{twice[0]}: two conditions have this name and would draw the same noise; rename one")
+        return out
+
+
+def read_condition(item: ConditionLike, kind: str) -> np.ndarray:
+    """float32 (C, 256, 256) in [-1, 1], read exactly as `piti sample` reads a file of `kind`
+    (a PIL image or a uint8 array goes through the same reader, via a PNG)."""
+    reader = get_kind(kind)
+    if isinstance(item, (str, Path)):
+        path = Path(item)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        array = reader.read(path)
+    elif isinstance(item, np.ndarray) and item.dtype != np.uint8:
+        array = np.asarray(item, dtype=np.float32)
+        if array.ndim != 3 or array.shape[1:] != (256, 256) or array.shape[0] != reader.channels:
+            raise InputError(f"a prepared {kind} condition is ({reader.channels}, 256, 256), got {array.shape}")
+    else:
+        picture = item if isinstance(item, Image.Image) else Image.fromarray(np.asarray(item))
+        with tempfile.TemporaryDirectory(prefix="piti-api-") as folder:
+            path = Path(folder) / "condition.png"
+            picture.save(path, format="PNG")
+            array = reader.read(path)
+    if not np.isfinite(array).all():
+        raise InputError("the condition holds non-finite values (NaN/Inf)")
+    return array
+
+
+def _name(item: ConditionLike, index: int) -> str:
+    return Path(item).stem if isinstance(item, (str, Path)) else f"condition_{index}"
+
+
+def _pil(picture: torch.Tensor) -> Image.Image:
+    from piti_cli.data.images import to_uint8
+
+    return Image.fromarray(to_uint8(picture))
