@@ -19,7 +19,6 @@ file's stem, any other after its position (`condition_0`, …). Every user-facin
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,9 @@ from PIL import Image
 
 from piti_cli.data.kinds import get_kind
 from piti_cli.errors import InputError
-from piti_cli.pipeline.cascade import BASE_DEFAULTS, FAST, UPSAMPLE_DEFAULTS, StageSettings, prepare, stage_process
+from piti_cli.pipeline.cascade import (
+    BASE_DEFAULTS, UPSAMPLE_DEFAULTS, StageSettings, prepare, sampling_settings, stage_process,
+)
 from piti_cli.pipeline.inputs import _digest
 from piti_cli.pipeline.models import load_pair
 from piti_cli.pipeline.sample import picture_record, sample_batch
@@ -82,12 +83,9 @@ class PitiPipeline:
                  upsample_start: int | None = None, eta: float = 0.0, fast: bool = False
                  ) -> tuple[StageSettings, StageSettings]:
         """Both stages' settings as `piti sample` builds them from the same options."""
-        if fast:
-            base = dataclasses.replace(FAST.base, guidance=guidance_scale, normalized=normalized, eta=eta)
-            return base, dataclasses.replace(FAST.upsampler, eta=eta, start=upsample_start)
-        base = StageSettings(sampler, str(num_inference_steps), guidance_scale, normalized, eta)
-        up = StageSettings(upsample_sampler, str(upsample_steps), 1.0, False, eta, init_scale=0.997, start=upsample_start)
-        return base, up
+        return sampling_settings(guidance=guidance_scale, normalized=normalized, sampler=sampler,
+                                 steps=str(num_inference_steps), upsample_sampler=upsample_sampler,
+                                 upsample_steps=str(upsample_steps), upsample_start=upsample_start, eta=eta, fast=fast)
 
     def __call__(self, conditions: ConditionLike | Sequence[ConditionLike], *, seed: int = 0,
                  num_images_per_prompt: int = 1, batch_size: int = 4, callback: Callback | None = None,

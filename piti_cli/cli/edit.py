@@ -22,6 +22,7 @@ def edit(
     out: Path = typer.Option(Path("edits"), "--out", "-o", help="Folder for original/edited(/reconstruction).png."),
     base: Optional[str] = typer.Option(None, "--base", help="Base checkpoint: path or registry id (default: bundled demo)."),
     upsampler: Optional[str] = typer.Option(None, "--upsampler", help="Upsampler: path or registry id (default with the demo base: the demo upsampler)."),
+    base_only: bool = flag(False, "--base-only", help="Stop at 64×64; no upsampler (a real base otherwise needs its --upsampler, as in `piti sample`)."),
     steps: str = typer.Option("ddim50", "--steps", callback=respacing, help="DDIM respacing, e.g. ddim50, 100, 250."),
     guidance: float = typer.Option(1.0, "--guidance", "-g", callback=number(0.0), help="Official scale s (1 = none). Inversion is most faithful at 1."),
     normalized: bool = flag(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8)."),
@@ -42,5 +43,6 @@ def edit(
     settings = StageSettings(sampler="ddim", steps=steps, guidance=guidance, normalized=normalized)
 
     with progress_bar("editing") as update:
-        written = run_edit(cond, edited, out, base, upsampler, image, settings, seed, device, precision, weights_dir, update)
+        written = run_edit(cond, edited, out, base, upsampler, image, settings, seed, device, precision, weights_dir, update,
+                           base_only=base_only)
     console.print("wrote " + ", ".join(str(p) for p in written))

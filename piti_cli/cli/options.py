@@ -13,7 +13,7 @@ from typing import Callable, Literal, Optional
 
 import typer
 
-from piti_cli.choices import NllCdf, Precision, Sampler, SamplePrecision, TimestepSampler  # noqa: F401 (re-exported)
+from piti_cli.choices import NllCdf, Precision, Sampler, SamplePrecision, TimestepSampler  # noqa: F401  (the CLI takes them from here)
 
 Stage = Literal["encoder", "joint", "pretrain"]
 Degradation = Literal["bsr", "bicubic"]
@@ -80,3 +80,15 @@ def respacing(value: Optional[str]) -> Optional[str]:
     if value is not None and any(int(n) < 1 for n in re.findall(r"\d+", value)):
         raise typer.BadParameter(f"{value!r}: every step count must be at least 1")
     return value
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameter names the user really set (on the command line or from the environment).
+    Typer 0.29 carries its own copy of click, so the ParameterSource enum is taken from the
+    context's own answer, not from `click.core`."""
+    given = set()
+    for name in ctx.params:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source != type(source).DEFAULT:
+            given.add(name)
+    return given

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import DEVICE_HELP, Sampler, SamplePrecision, check_device, flag, number, respacing
+from piti_cli.cli.options import DEVICE_HELP, Sampler, SamplePrecision, check_device, flag, given_options, number, respacing
 from piti_cli.cli.ui import console, progress_bar
 
 SAMPLER_HELP = ("ancestral (official, learned variance) | ddim | dpmpp-2m (DPM-Solver++, ~20 steps) | "
@@ -51,7 +50,7 @@ def sample(
     steps: str = typer.Option("250", "--steps", callback=respacing, help="Base respacing: 250, 100, ddim50, or sections like 10,10,3."),
     upsample_sampler: Sampler = typer.Option("ancestral", "--upsample-sampler", help=SAMPLER_HELP),
     upsample_steps: str = typer.Option("fast27", "--upsample-steps", callback=respacing, help="Upsampler respacing (official: fast27)."),
-    upsample_start: Optional[int] = typer.Option(None, "--upsample-start", min=1, max=999, metavar="T", help="Start the upsampler at timestep T from the 64-px picture enlarged and noised to T (SDEdit-style), taking only its steps at t <= T: fewer calls, and colours kept where a small upsampler pales them (the demo: 500). Default: from pure noise, as the official sampler."),
+    upsample_start: Optional[int] = typer.Option(None, "--upsample-start", min=1, max=999, metavar="T", help="Start the upsampler at timestep T from the 64-px picture enlarged and noised to T (SDEdit-style), taking only its steps at t <= T: fewer calls, and colours kept where a small upsampler pales them (the README's first command: 300). Default: from pure noise, as the official sampler."),
     interval: Optional[str] = typer.Option(None, "--guidance-interval", metavar="LO,HI", callback=guidance_interval, help="Guide the base model only for t in [LO, HI] (0..1000; Kynkäänniemi et al. 2024); outside, the null half of the batch is not run."),
     eta: float = typer.Option(0.0, "--eta", callback=number(0.0), help="DDIM noise (0 = deterministic)."),
     num_samples: int = typer.Option(1, "--num-samples", "-n", min=1, help="Samples per condition."),
@@ -76,16 +75,16 @@ def sample(
     rerun keeps finished pictures whose settings match; under `torchrun --nproc-per-node N
     -m piti_cli sample ...` the pictures are split over the processes.
     """
-    from piti_cli.pipeline.cascade import StageSettings
+    from piti_cli.pipeline.cascade import FAST, sampling_settings
     from piti_cli.pipeline.sample import SampleJob
 
     cond, out = _defaults(cond, out)  # the samplers' names were checked by Typer (piti_cli.choices)
-    base_settings = StageSettings(sampler, steps, guidance, normalized, eta, guidance_interval=interval)
-    upsample_settings = StageSettings(upsample_sampler, upsample_steps, 1.0, False, eta, init_scale=0.997)
     if fast:
-        base_settings, upsample_settings, precision = fast_settings(ctx, guidance, normalized, eta, device)
-    if upsample_start is not None:
-        upsample_settings = replace(upsample_settings, start=upsample_start)
+        check_fast(ctx)
+        precision = FAST.precision
+    base_settings, upsample_settings = sampling_settings(
+        guidance=guidance, normalized=normalized, sampler=sampler, steps=steps, upsample_sampler=upsample_sampler,
+        upsample_steps=upsample_steps, upsample_start=upsample_start, eta=eta, guidance_interval=interval, fast=fast)
     job = SampleJob(
         cond=cond, out=out, base=base, upsampler=upsampler, base_only=base_only,
         base_settings=base_settings, upsample_settings=upsample_settings,
@@ -141,24 +140,13 @@ def _summary(result, out: Path, as_json: bool) -> None:
                   f"({result.precision}; settings: {result.sidecar})", highlight=False, markup=False, soft_wrap=True)
 
 
-def fast_settings(ctx: typer.Context, guidance: float, normalized: bool, eta: float, device: str):
-    """--fast → (base settings, upsampler settings, precision) from `cascade.FAST`; refuses the
-    options it sets when they are given too."""
-    import dataclasses
-
+def check_fast(ctx: typer.Context) -> None:
+    """--fast sets the samplers, steps, guidance interval and precision itself: refuse them given too."""
     from piti_cli.errors import InputError
-    from piti_cli.pipeline.cascade import FAST
-    from piti_cli.runtime import resolve_device, resolve_precision
 
-    def given_by_user(name: str) -> bool:  # Typer carries its own click: compare with the answer's own enum
-        source = ctx.get_parameter_source(name)
-        return source is not None and source != type(source).DEFAULT
-
-    given = [p.opts[0] for p in ctx.command.params if p.name in FAST_OWNS and given_by_user(p.name)]
+    given = [p.opts[0] for p in ctx.command.params if p.name in FAST_OWNS and p.name in given_options(ctx)]
     if given:
         raise InputError(f"--fast sets {', '.join(given)} itself; give either --fast or {', '.join(given)}")
-    base = dataclasses.replace(FAST.base, guidance=guidance, normalized=normalized, eta=eta)
-    return base, dataclasses.replace(FAST.upsampler, eta=eta), resolve_precision(FAST.precision, resolve_device(device))
 
 
 def _defaults(cond: Optional[str], out: Optional[Path]) -> tuple[str, Path]:

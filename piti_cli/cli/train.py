@@ -14,7 +14,8 @@ from typing import List, Optional
 import typer
 
 from piti_cli.cli.options import (
-    DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, number, rates,
+    DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, given_options,
+    number, rates,
     respacing,
 )
 from piti_cli.cli.ui import console, progress_bar
@@ -209,12 +210,5 @@ def _config_kwargs(params: dict, **fixed) -> dict:
 
 
 def _given(ctx: typer.Context) -> set[str]:
-    """The TrainConfig fields the user really set (on the command line or from the
-    environment). The ParameterSource enum is taken from the context's own answer: Typer 0.29
-    carries its own copy of click, whose enum is not `click.core.ParameterSource`."""
-    given = set()
-    for name in ctx.params:
-        source = ctx.get_parameter_source(name)
-        if source is not None and source != type(source).DEFAULT:
-            given.add(_FIELD_NAMES.get(name, name))
-    return given
+    """The TrainConfig fields the user really set (`options.given_options`, renamed)."""
+    return {_FIELD_NAMES.get(name, name) for name in given_options(ctx)}

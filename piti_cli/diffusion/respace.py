@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from torch import Tensor
 
 from .gaussian import GaussianDiffusion
 from .schedules import get_beta_schedule
@@ -99,8 +98,3 @@ def make_process(
     """The process GLIDE uses (cosine, 1000 steps) or another one, optionally respaced."""
     base = GaussianDiffusion(get_beta_schedule(schedule, num_steps))
     return base if respacing in (None, "") else respace(base, respacing)
-
-
-def network_time(process: GaussianDiffusion, index: Tensor) -> Tensor:
-    """Float timesteps (0..1000 scale) the network sees for respaced indices ``index``."""
-    return process.network_t(index)

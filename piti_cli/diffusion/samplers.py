@@ -184,12 +184,9 @@ def sample_dpmpp_2m(denoiser: Denoiser, process: GaussianDiffusion, noise: Tenso
     ≈ 0.3 before it at 20 steps), where the linear extrapolation overshoots.
 
     piti applies it at every step count, not only below 15 steps as the DPM-Solver
-    reference and diffusers do: measured RMSE vs a 1000-step DDIM reference
-    (``benchmarks/sampler_accuracy.py``; exact Gaussian / Gaussian + random net),
-    always vs short-runs-only: 15 steps 5.7e-3 vs 6.6e-2 / 4.0e-2 vs 8.3e-2;
-    20 steps 7.1e-4 vs 4.2e-2 / 2.4e-2 vs 5.3e-2; 50 steps 1.6e-3 vs 7.8e-3 /
-    8.2e-3 vs 1.1e-2 (identical below 15). Their rule suits their time grids, whose
-    last step is short; GLIDE's even respacing of the cosine schedule is not.
+    reference and diffusers do: their rule suits their time grids, whose last step is short;
+    GLIDE's even respacing of the cosine schedule is not (the error against a 1000-step DDIM
+    reference at 15, 20 and 50 steps: docs/performance.md, `benchmarks/sampler_accuracy.py`).
 
     Uses ε only. Static clipping of x̂_0 to [-1, 1] unless
     ``dynamic_threshold_percentile`` (e.g. 0.995) is given.
@@ -204,13 +201,11 @@ def sample_dpmpp_3m(denoiser: Denoiser, process: GaussianDiffusion, noise: Tenso
     """DPM-Solver++(3M): third-order multistep data prediction (``dpm_solver`` module doc).
 
     Orders 1, 2 on the first two steps (no history yet), 3 afterwards; with
-    ``lower_order_final`` (default, at every step count, for the reason and with the
-    measurements given in ``sample_dpmpp_2m``; for 3M always vs short-runs-only at
-    20 steps: 2.6e-3 vs 1.7e-1) index 2 uses at most order 2 and index 1 order 1
+    ``lower_order_final`` (default, at every step count, for the reason given in
+    ``sample_dpmpp_2m``) index 2 uses at most order 2 and index 1 order 1
     (``dpmpp_order``). Same clipping / thresholding options as ``sample_dpmpp_2m``.
-    On the closed-form ODE with constant λ steps its error falls ≥ 8× per halving
-    of h (2M: 4×); on GLIDE's evenly respaced cosine steps the large final steps
-    dominate and it beats 2M at 10–15 steps, not at 20–25 (benchmark).
+    Its accuracy against 2M, on the closed-form ODE and on GLIDE's respaced steps:
+    docs/performance.md (`benchmarks/sampler_accuracy.py`).
 
     ``sample_dpmpp`` with ``order=3``; ``options`` are its keyword arguments.
     """

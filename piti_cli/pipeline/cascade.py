@@ -7,6 +7,8 @@ walks the respaced process. The condition encoder runs once per batch, not per s
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
@@ -65,28 +67,38 @@ class Preset:
     precision: str = "auto"  # piti_cli.runtime.resolve_precision: bf16 where it is native
 
 
-# `--fast`, measured on the bundled demo models by benchmarks/frontier.py (docs/performance.md,
-# "The --fast preset"). The issue's rule, the fewest calls with RMSE ≤ 0.01 against a 1000-step
-# DDIM reference on both stages, has no answer on the base (fp32 DDIM 250 leaves 2.5e-2), so
-# the preset keeps the end-to-end speed target (≥ 15× the official settings): base dpmpp-2m 20
-# (RMSE 0.14, mask agreement equal to the reference's), upsampler dpmpp-2m 10 (RMSE 3.2e-2;
-# 27 steps reach 7.8e-3 but cost as many calls as the official fast27); no guidance interval
-# (it cost agreement).
+# `--fast`: the preset chosen on the measured speed/quality frontier of the bundled demo models
+# (benchmarks/frontier.py; the numbers and the rule: docs/performance.md, "The --fast preset").
 FAST = Preset(
     base=StageSettings(sampler="dpmpp-2m", steps="20"),
     upsampler=StageSettings(sampler="dpmpp-2m", steps="10", guidance=1.0, init_scale=0.997),
 )
 
 
+def sampling_settings(*, guidance: float = BASE_DEFAULTS.guidance, normalized: bool = False,
+                      sampler: str = BASE_DEFAULTS.sampler, steps: str = BASE_DEFAULTS.steps,
+                      upsample_sampler: str = UPSAMPLE_DEFAULTS.sampler, upsample_steps: str = UPSAMPLE_DEFAULTS.steps,
+                      upsample_start: int | None = None, eta: float = 0.0,
+                      guidance_interval: tuple[float, float] | None = None,
+                      fast: bool = False) -> tuple[StageSettings, StageSettings]:
+    """Both stages' settings from `piti sample`'s options (the API takes the same): with
+    `fast`, `FAST`'s samplers and steps with the caller's guidance, normalization and eta."""
+    if fast:
+        base = dataclasses.replace(FAST.base, guidance=guidance, normalized=normalized, eta=eta)
+        up = dataclasses.replace(FAST.upsampler, eta=eta)
+    else:
+        base = StageSettings(sampler, str(steps), guidance, normalized, eta, guidance_interval=guidance_interval)
+        up = StageSettings(upsample_sampler, str(upsample_steps), 1.0, False, eta, init_scale=UPSAMPLE_DEFAULTS.init_scale)
+    return base, up if upsample_start is None else dataclasses.replace(up, start=upsample_start)
+
+
 def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel:
     """Move to the device in the compute dtype. Norms still compute in float32 internally.
 
     fp32 is the faithful path: the model keeps its loaded (contiguous) layout, so a call
-    gives the same numbers as the unprepared model. Channels-last changes oneDNN's
-    accumulation order (measured up to 6.7e-5 per call on a small upsampler) and gains
-    nothing on the full presets (1.01×), so only bf16 on the CPU goes channels-last, where
-    oneDNN's convolutions over few channels run 1.2–1.5× faster (the demo models;
-    benchmarks/sampling.py)."""
+    gives the same numbers as the unprepared model. Only bf16 on the CPU goes channels-last,
+    where oneDNN's convolutions over few channels run faster (measurements:
+    docs/performance.md, `benchmarks/sampling.py`)."""
     if precision not in PRECISIONS:
         raise PitiError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
@@ -104,13 +116,12 @@ def one_row_per_call(model: PitiModel) -> bool:
     """Whether the network sees one batch row per call: on the CPU, except bf16 at 64².
 
     MKL's fp32 GEMMs and oneDNN's convolutions choose their blocking, and so the order of
-    their sums, from the number of rows: a picture changes in its last bits (≤ 5e-7 per fp32
-    layer on the tiny presets) with the batch around it. Called one row at a time, a picture
-    gets the same arithmetic at any batch size, in any process. Measured on this CPU, rows one
-    at a time vs batched: full piti-base-mask fp32 0.85×, the demo upsampler fp32 0.67× and
-    bf16 0.98×, the demo base fp32 1.39× — and bf16 at 64² 2.4×, where oneDNN's kernels are
-    batch-invariant anyway, so that case keeps its batch. CUDA keeps real batches and is not
-    batch-invariant (README, reproducibility). tests/pipeline/test_sample_runs.py checks it."""
+    their sums, from the number of rows, so a picture would change in its last bits with the
+    batch around it. Called one row at a time, a picture gets the same arithmetic at any
+    batch size, in any process; bf16 at 64², where oneDNN's kernels are batch-invariant
+    anyway, keeps its batch. CUDA keeps real batches and is not batch-invariant (README,
+    reproducibility). The cost of either choice: docs/performance.md;
+    tests/pipeline/test_sample_runs.py checks the invariance."""
     p = next(model.parameters())
     if p.device.type != "cpu":
         return False

@@ -28,7 +28,7 @@ from piti_cli.pipeline.cascade import (
 )
 from piti_cli.pipeline.inputs import load_conditions
 from piti_cli.pipeline.progress import offset
-from piti_cli.pipeline.sample import DEFAULT_BASE, DEFAULT_UPSAMPLER, _load
+from piti_cli.pipeline.models import load_pair
 from piti_cli.runtime import resolve_device, resolve_precision
 
 
@@ -89,16 +89,19 @@ def run_edit(
     precision: str = "auto",
     weights_dir: str | None = None,
     progress=None,
+    base_only: bool = False,
 ) -> list:
     """Write original.png and edited.png (256 px with an upsampler, else 64 px) into `out`.
 
     With `image_path`, x_T comes from DDIM inversion of that photo under `cond_path`, and
     reconstruction.png shows how faithfully the inversion regenerates it. The photo is
-    PIL-BICUBIC-resized as uint8 to the base model's size, as training pictures are."""
+    PIL-BICUBIC-resized as uint8 to the base model's size, as training pictures are. The
+    checkpoints pair as in `piti sample` (`pipeline.models.load_pair`): a real base needs its
+    upsampler, or `base_only` for 64-px pictures."""
     out = Path(out)
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)  # "auto" as `piti sample` resolves it
-    model, _ = _load(base or DEFAULT_BASE, weights_dir, "base model")
+    model, _, up, _ = load_pair(base, upsampler, base_only, weights_dir)  # `piti sample`'s pairing rule
     kind = model.config.input_kind
     (a,), (b,) = load_conditions(cond_path, kind, 1), load_conditions(edited_path, kind, 1)
     photo = None
@@ -108,9 +111,7 @@ def run_edit(
             raise InputError(f"{image_path}: the photo must be an RGB image")
         size = model.config.unet.image_size
         photo = torch.from_numpy(to_unit(resize_bicubic(arr[..., :3].copy(), size)))[None]
-    up = None
-    if upsampler or not base:
-        up, _ = _load(upsampler or DEFAULT_UPSAMPLER, weights_dir, "upsampler")
+    if up is not None:
         up = prepare(up, dev, precision)
     model = prepare(model, dev, precision)
     cond_a = torch.from_numpy(a.read())[None].to(dev)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,6 @@ class TrainConfig:
     degrade_l0_mode: str = "correct"
     degradation: str = "bsr"  # bsr (PITI's upsampler) | bicubic (clean 4× PIL-bicubic low-res, GLIDE-style pretraining)
     crop_size: int = 0  # train on random crops of this size (0 = whole pictures)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ema_rates = tuple(float(r) for r in self.ema_rates)

@@ -13,37 +13,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from piti_cli.data.reader import PackedInfo
 from piti_cli.diffusion.respace import make_process
 from piti_cli.diffusion.timestep_samplers import create_timestep_sampler
 from piti_cli.checkpoints.io import non_finite_tensors
 from piti_cli.errors import CheckpointError, InputError, PitiError
-from piti_cli.io_utils import atomic_write_text
-from piti_cli.models.config import ModelConfig
-from piti_cli.models.piti import build_model
 from piti_cli.pipeline.cascade import StageSettings
 from piti_cli.runtime import autocast
-from piti_cli.train.aux_losses import Critic, PatchDiscriminator, make_perceptual
 from piti_cli.train.config import TrainConfig
-from piti_cli.data.kinds import kind_for_pack
-from piti_cli.train.data import StepBatches, TrainingStream, make_loader
+from piti_cli.train.data import StepBatches, make_loader
 from piti_cli.distributed import DistInfo, barrier, gather_cat, mean_over, process_group
+from piti_cli.train import build
 from piti_cli.train.ema import EMA
 from piti_cli.train.grid import sample_grid
 from piti_cli.train.microbatch import microbatch_terms
 from piti_cli.train.metrics import append_metrics, check_finite_step, truncate_metrics
-from piti_cli.train.state import checkpoint_path, initial_model, latest_checkpoint, load_state, prune_checkpoints, save_state
+from piti_cli.train.state import checkpoint_path, latest_checkpoint, load_state, prune_checkpoints, save_state
 
 Progress = Callable[..., None] | None
 # What a training checkpoint was made with: these cannot change when a run continues from it.
@@ -58,18 +51,6 @@ class TrainResult:
     last_metrics: dict
 
 
-def _model_kind(cfg: TrainConfig, pack_kind: str) -> str:
-    return cfg.input_kind or kind_for_pack(pack_kind).name
-
-
-def _all_reduce_grads(module: nn.Module) -> None:
-    world = dist.get_world_size()
-    for p in module.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world
-
-
 class Trainer:
     """One run in one process. Build it with `Trainer.from_run_dir`, which decides whether the
     run starts or continues; `state` is the training checkpoint to continue from."""
@@ -79,59 +60,24 @@ class Trainer:
         self.cfg, self.info, self.device = cfg, info, device
         self.run_dir = Path(cfg.run_dir)
         torch.manual_seed(cfg.seed * 1000 + info.rank)
-        if state is not None:
-            config = ModelConfig.from_dict(state["model_config"])
-            model = build_model(config)
-        else:
-            pack_kind = PackedInfo(cfg.data).kind
-            model, config = initial_model(cfg.init, preset=cfg.preset, glide=cfg.glide,
-                                          input_kind=_model_kind(cfg, pack_kind),
-                                          family="glide" if cfg.stage == "pretrain" else "piti",
-                                          condition_size=cfg.condition_size)
-        if config.is_upsampler != cfg.upsampler:
-            what = "an upsampler" if config.is_upsampler else "a base model"
-            raise InputError(f"{cfg.init}: is {what}; use `piti {'upsample-train' if config.is_upsampler else 'finetune'}`")
-        self.config = config
-        _check_crop(cfg.crop_size, config)
-        model = model.to(device)
-        if cfg.stage == "encoder":
-            model.decoder.requires_grad_(False)
-        self.model = model
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
-        self.ema = EMA(model, cfg.ema_rates)
+        model, self.config = build.model_for_run(cfg, state)
+        self.model = model.to(device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.ema = EMA(self.model, cfg.ema_rates)
         self.opt = torch.optim.AdamW(self.trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        self.net: nn.Module = model
+        self.net: nn.Module = self.model
         if info.enabled:
             ids = [device.index] if device.type == "cuda" else None
-            self.net = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
-        d = config.diffusion
+            self.net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+        d = self.config.diffusion
         self.process = make_process(d.schedule, d.steps)
         self.sampler = create_timestep_sampler(cfg.timestep_sampler, self.process.num_timesteps, seed=cfg.seed)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
         self.autocast = lambda: autocast(device, cfg.precision)
         self.local_batch = cfg.per_rank_batch(info.world_size)
         self.micro = cfg.microbatch_size(info.world_size)
-        if config.family == "glide" and cfg.sample_every:
-            raise InputError(f"--sample-every {cfg.sample_every}: sample grids are for PITI models (mask, sketch, depth conditions)")
-        enc = config.encoder
-        self.stream = TrainingStream(
-            cfg.data, image_size=config.unet.image_size, condition_size=enc.input_size if enc else 0,
-            condition_channels=enc.in_channels if enc else 0, seed=cfg.seed, uncond_p=cfg.uncond_p, flip=cfg.flip,
-            data_fraction=cfg.data_fraction, low_res=config.is_upsampler, l0_mode=cfg.degrade_l0_mode, degradation=cfg.degradation,
-            crop_size=cfg.crop_size, caption_length=config.text.context_length if config.text else 0,
-        )
-        self.perceptual, self.critic = None, None
-        if config.is_upsampler:
-            if perceptual is None and cfg.perceptual_weight > 0:
-                perceptual = make_perceptual(cfg.perceptual, cfg.perceptual_weights_file)
-            self.perceptual = perceptual.to(device) if perceptual is not None else None
-            if cfg.adv_weight > 0:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(cfg.seed + 17)
-                    disc = PatchDiscriminator().to(device)
-                self.critic = Critic(disc, torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr),
-                                     torch.Generator().manual_seed(cfg.seed + 23),
-                                     _all_reduce_grads if info.enabled else None)
+        self.stream = build.stream_for_run(cfg, self.config)
+        self.perceptual, self.critic = build.auxiliaries(cfg, self.config, device, info, perceptual)
         self.step = 0
         if state is not None:
             self._load(state)
@@ -326,17 +272,6 @@ class Trainer:
             if progress:
                 progress(self.step, cfg.max_steps, loss=last["loss"], it_s=it_s)
         return TrainResult(self.step, self.run_dir, ckpt or latest_checkpoint(self.run_dir), last)
-
-
-def _check_crop(crop: int, config) -> None:
-    """A crop must pass through every down-sampling of the UNet and match whole low-res pixels."""
-    if not crop:
-        return
-    size = config.unet.image_size
-    factor = 2 ** (len(config.unet.channel_mult) - 1)
-    if crop > size or crop % factor or crop % (size // 64):
-        raise InputError(f"--crop-size {crop}: must be at most {size} and a multiple of {factor} "
-                         f"(the UNet halves the resolution {len(config.unet.channel_mult) - 1} times)")
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, given: Iterable[str] | None = None,

@@ -79,8 +79,11 @@ def test_edit_from_the_cli(tmp_path, tiny_mask_models, reference_dir):
     masks = sorted((reference_dir / "piti_test_inputs" / "mask").glob("*.png"))
     photo = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(0).random((80, 80, 3)) * 255).astype(np.uint8)).save(photo)
-    result = piti("edit", "--cond", str(masks[0]), "--edited", str(masks[1]), "--image", str(photo),
-                  "--base", str(base), "--steps", "4", "--out", str(tmp_path / "e"))
+    args = ["edit", "--cond", str(masks[0]), "--edited", str(masks[1]), "--image", str(photo),
+            "--base", str(base), "--steps", "4", "--out", str(tmp_path / "e")]
+    refused = piti(*args)  # a real base needs its upsampler, as in `piti sample`
+    assert refused.returncode == 1 and "needs its own upsampler" in refused.stderr
+    result = piti(*args, "--base-only")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["edited.png", "reconstruction.png"]
     for name in ("edited", "reconstruction"):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from piti_cli.diffusion.gaussian import GaussianDiffusion
-from piti_cli.diffusion.respace import make_process, network_time, respace, space_timesteps, truncate
+from piti_cli.diffusion.respace import make_process, respace, space_timesteps, truncate
 from piti_cli.diffusion.schedules import get_beta_schedule
 
 FAST27 = [0, 22, 44, 66, 88, 111, 133, 155, 177, 199, 200, 222, 244, 266, 288, 311, 333, 355, 377, 399,
@@ -44,7 +44,7 @@ def test_respaced_alpha_bar_and_network_time():
     p = respace(base, "fast27")
     np.testing.assert_allclose(p.alphas_cumprod, base.alphas_cumprod[FAST27], rtol=1e-12)
     assert list(p.timestep_map) == FAST27
-    t = network_time(p, torch.tensor([0, 5, 26]))
+    t = p.network_t(torch.tensor([0, 5, 26]))
     assert t.dtype == torch.float32 and t.tolist() == [0.0, 111.0, 997.0]
     # respacing a respaced process keeps referring to the original steps
     p2 = respace(p, "ddim9")
