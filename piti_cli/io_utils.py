@@ -95,10 +95,11 @@ def output_lock(folder: str | os.PathLike, option: str = "--out", *, worth_keepi
     active_outputs.append(folder)
     try:
         yield folder
-    except Exception:
+    except Exception as err:
         active_outputs.remove(folder)
         if created:
             _remove_failed(folder, worth_keeping)
+        _name_the_place(err, folder)
         raise
     except BaseException:
         raise  # an interrupt: the folder stays listed, so the message can name it
@@ -120,11 +121,18 @@ def writing_into(folder: str | os.PathLike) -> Iterator[Path]:
     active_outputs.append(folder)
     try:
         yield folder
-    except Exception:
+    except Exception as err:
         active_outputs.remove(folder)
+        _name_the_place(err, folder)
         raise
     else:  # an interrupt (a BaseException) leaves the folder listed, so its message names it
         active_outputs.remove(folder)
+
+
+def _name_the_place(err: Exception, folder: Path) -> None:
+    """A file-system error that names no file (h5py's, torch.save's) names the run's folder."""
+    if isinstance(err, OSError) and err.filename is None:
+        err.filename = str(folder)
 
 
 def _remove_failed(folder: Path, worth_keeping: str | None) -> None:

@@ -60,3 +60,18 @@ def test_perceptual_weights_that_are_a_pickle_are_one_line(tmp_path):
         assert str(bad) in str(err) and "--perceptual-weights" in str(err)
     else:
         raise AssertionError("a pickle was accepted as VGG weights")
+
+
+def test_a_full_disk_that_names_no_file_names_the_output_folder(tmp_path):
+    import errno
+
+    import pytest
+
+    from piti_cli.errors import describe_os_error
+    from piti_cli.io_utils import output_lock
+
+    with pytest.raises(OSError) as caught:
+        with output_lock(tmp_path / "out"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    line = describe_os_error(caught.value)
+    assert str(tmp_path / "out") in line and "no space left" in line
