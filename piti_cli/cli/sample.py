@@ -80,8 +80,10 @@ def sample(
 
     cond, out = _defaults(cond, out)  # the samplers' names were checked by Typer (piti_cli.choices)
     if fast:
+        from piti_cli.runtime import resolve_device, resolve_precision
+
         check_fast(ctx)
-        precision = FAST.precision
+        precision = resolve_precision(FAST.precision, resolve_device(device))  # recorded as what it ran in
     base_settings, upsample_settings = sampling_settings(
         guidance=guidance, normalized=normalized, sampler=sampler, steps=steps, upsample_sampler=upsample_sampler,
         upsample_steps=upsample_steps, upsample_start=upsample_start, eta=eta, guidance_interval=interval, fast=fast)
