@@ -26,7 +26,7 @@ STRICT = flag(False, "--strict", help="Stop at the first unreadable input instea
 
 
 def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{n} {noun}{'' if n == 1 else ('es' if noun.endswith(('ch', 'sh', 's', 'x')) else 's')}"
 
 
 def _finish(noun: str, written: int, existing: int, failed, out) -> None:
