@@ -28,12 +28,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from piti_cli.data.images import to_uint8
 from piti_cli.data.kinds import get_kind
 from piti_cli.errors import InputError
 from piti_cli.pipeline.cascade import (
     BASE_DEFAULTS, UPSAMPLE_DEFAULTS, StageSettings, prepare, sampling_settings, stage_process,
 )
-from piti_cli.pipeline.inputs import _digest
+from piti_cli.pipeline.inputs import condition_digest
 from piti_cli.pipeline.models import load_pair
 from piti_cli.pipeline.sample import picture_record, sample_batch
 from piti_cli.runtime import resolve_device, resolve_precision
@@ -107,7 +108,7 @@ class PitiPipeline:
             for i, (name, array, k) in enumerate(batch):
                 lows.append(_pil(low[i]))
                 images.append(_pil(high[i]) if high is not None else lows[-1])
-                records.append(picture_record(name, _digest(array), k, seed, self.precision, self.base_info,
+                records.append(picture_record(name, condition_digest(array), k, seed, self.precision, self.base_info,
                                               self.up_info, base_settings, up_settings, self.device.type))
         return PitiOutput(images, lows, records)
 
@@ -167,6 +168,4 @@ def _name(item: ConditionLike, index: int) -> str:
 
 
 def _pil(picture: torch.Tensor) -> Image.Image:
-    from piti_cli.data.images import to_uint8
-
     return Image.fromarray(to_uint8(picture))

@@ -48,12 +48,13 @@ class Condition:
             array = pack.condition_tensor(pack.stored_condition(self.row)).numpy()
         if not np.isfinite(array).all():  # NaN/Inf never reaches the sampler (a black picture)
             raise InputError(f"{self.where}: the condition holds non-finite values (NaN/Inf)")
-        if self.digest and _digest(array) != self.digest:
+        if self.digest and condition_digest(array) != self.digest:
             raise InputError(f"{self.where}: changed since this run checked it; rerun to sample it as it is now")
         return array
 
 
-def _digest(array: np.ndarray) -> str:
+def condition_digest(array: np.ndarray) -> str:
+    """sha256 of a condition as float32 bytes: what a run records and checks it against."""
     return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
 
 
@@ -92,7 +93,7 @@ def check(inputs: list[Condition]) -> list[Condition | Problem]:
         except InputError as err:
             out.append((c.where, str(err)))
         else:
-            out.append(replace(c, digest=_digest(array)))
+            out.append(replace(c, digest=condition_digest(array)))
     return out
 
 
