@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from piti_cli.checkpoints import hash_cache
+from piti_cli.checkpoints import hash_cache, pins
 from piti_cli.errors import InputError, OfflineError, PitiError
 from piti_cli.home import piti_home
 
@@ -155,9 +155,10 @@ def verify(entry: WeightEntry, directory=None, progress=None) -> Verification:
     if entry.size is not None and path.stat().st_size != entry.size:
         return Verification(entry, path, "size-mismatch")
     digest = sha256_file(path, progress, cached=False)  # verifying means reading the bytes
-    if entry.sha256 is None:
+    want, _ = pins.expected(entry)
+    if want is None:
         return Verification(entry, path, "unverified", digest)
-    return Verification(entry, path, "ok" if digest == entry.sha256 else "mismatch", digest)
+    return Verification(entry, path, "ok" if digest == want else "mismatch", digest)
 
 
 def fetch(
@@ -190,10 +191,13 @@ def fetch(
         target.parent.mkdir(parents=True, exist_ok=True)
         _stream(response, part, start, total, progress, f"{entry.id}: download from {entry.url}")
     digest = _read_sha256(part)
-    if entry.sha256 and digest != entry.sha256:
+    want, who = pins.expected(entry)
+    if want and digest != want:
         part.unlink()
         raise PitiError(f"{entry.id}: checksum mismatch after download (got {digest[:12]}…, "
-                        f"expected {entry.sha256[:12]}…); the partial file was removed")
+                        f"expected {want[:12]}…, {who}); the partial file was removed")
+    if want is None:
+        pins.pin(entry.id, digest, entry.url)  # no published sum: this download's is held from now on
     os.replace(part, target)
     hash_cache.store(*hash_cache.stamp(target), digest)  # the first `piti sample` need not re-read it
     return target

@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import DEVICE_HELP, Features, LpipsNet, check_device, flag, number
+from piti_cli.cli.options import CommandGroup, DEVICE_HELP, Features, LpipsNet, check_device, flag, number
 
 eval_app = typer.Typer(
+    cls=CommandGroup,
     name="eval",
     help="Evaluate samples: FID on Inception / CLIP features, KID, LPIPS diversity.",
     no_args_is_help=True,

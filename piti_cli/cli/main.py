@@ -17,10 +17,10 @@ import signal
 import sys
 
 import typer
-from typer.core import TyperGroup
 
 from piti_cli.version import __version__
-from piti_cli.cli import edit, eval as eval_cmd, prep, sample, train, weights
+from piti_cli.cli.options import CommandGroup
+from piti_cli.cli import app as app_cmd, edit, eval as eval_cmd, prep, sample, train, weights
 
 
 def _debug(ctx: typer.Context | None = None) -> bool:
@@ -50,13 +50,25 @@ def report(err: BaseException, debug: bool = False) -> int:
 HELP_NAMES = ["-h", "--help"]
 
 
-class PitiGroup(TyperGroup):
+# `piti --help` lists the commands in the order of the work (data, training, pictures, checks).
+WORKFLOW = ("prep", "finetune", "upsample-train", "sample", "edit", "app", "eval", "weights")
+
+
+class PitiGroup(CommandGroup):
     """The root group: every command runs inside this boundary."""
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: (WORKFLOW.index(n) if n in WORKFLOW else len(WORKFLOW), n))
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except typer.TyperException as err:  # Typer's choice check words its message "Value error, ..."
+            if isinstance(getattr(err, "message", None), str):
+                err.message = err.message.removeprefix("Value error, ")
+            raise
+        except (typer.Exit, typer.Abort):
             raise  # usage errors and explicit exits: Typer prints and exits as usual
         except BrokenPipeError:
             raise  # `piti ... | head`: Typer exits quietly
@@ -78,7 +90,7 @@ app = typer.Typer(
     context_settings={"help_option_names": HELP_NAMES},
 )
 
-for module in (sample, edit, prep, eval_cmd, weights, train):
+for module in (sample, edit, prep, eval_cmd, weights, train, app_cmd):
     module.register(app)
 
 

@@ -12,6 +12,7 @@ import re
 from typing import Callable, Literal, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from piti_cli.choices import NllCdf, Precision, Sampler, SamplePrecision, TimestepSampler  # noqa: F401  (the CLI takes them from here)
 
@@ -92,3 +93,14 @@ def given_options(ctx: typer.Context) -> set[str]:
         if source is not None and source != type(source).DEFAULT:
             given.add(name)
     return given
+
+
+class CommandGroup(TyperGroup):
+    """A command group whose `--help` gives each command's whole first sentence (click cuts
+    them to fit the terminal): every `piti` group uses it."""
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, self.get_command(ctx, name).get_short_help_str(limit=1000)) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -14,9 +14,10 @@ from typing import List, Optional
 
 import typer
 
-from piti_cli.cli.options import DEVICE_HELP, GenericCondition, HedBackend, L0Mode, MaskDataset, PackDataset, check_device, flag, number
+from piti_cli.cli.options import CommandGroup, DEVICE_HELP, GenericCondition, HedBackend, L0Mode, MaskDataset, PackDataset, check_device, flag, number
 
 prep_app = typer.Typer(
+    cls=CommandGroup,
     help="Prepare training data: colour masks, HED sketches, DIODE depth, HDF5 packs, degradations.",
     no_args_is_help=True,
 )

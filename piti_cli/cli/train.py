@@ -14,13 +14,14 @@ from typing import List, Optional
 import typer
 
 from piti_cli.cli.options import (
-    DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, given_options,
+    CommandGroup, DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, given_options,
     number, rates,
     respacing,
 )
 from piti_cli.cli.ui import console, progress_bar
 
 finetune_app = typer.Typer(
+    cls=CommandGroup,
     help="Finetune GLIDE's base model into PITI: stage 1 `--stage encoder` (decoder frozen), "
     "stage 2 `--stage joint` (everything); `--stage pretrain` trains a GLIDE file itself on the pack's "
     "captions (text-to-image). Without a subcommand it trains.",
@@ -137,9 +138,10 @@ def export(
     raw: bool = flag(False, "--raw", help="Export the trained weights, not an EMA (for short runs: an EMA of rate r still holds r^steps of the initial weights)."),
 ) -> None:
     """Write the EMA weights as a model file that `piti sample` loads."""
+    from piti_cli.cli.ui import print_warning
     from piti_cli.train.state import export_ema
 
-    path, config, step = export_ema(run, out, rate, raw)
+    path, config, step = export_ema(run, out, rate, raw, warn=print_warning)
     console.print(f"wrote {path} ({config.name}, {'trained weights' if raw else 'EMA'} at step {step})")
 
 

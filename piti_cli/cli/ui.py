@@ -48,7 +48,8 @@ def print_warning(message: str) -> None:
 def print_skipped(skipped, shown: int = 10) -> None:
     """The batch policy's list: one warning line per skipped input (path, why), the first `shown`."""
     for path, why in skipped[:shown]:
-        print_warning(f"skipped {path}: {why}")
+        why = str(why)
+        print_warning(f"skipped {why}" if why.startswith(f"{path}:") else f"skipped {path}: {why}")
     if len(skipped) > shown:
         print_warning(f"... and {len(skipped) - shown} more skipped")
 
@@ -93,22 +94,47 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
 
             yield update
     else:
-        last = [0.0]
+        yield LogLines(description, total).update
 
-        default_total = total
 
-        def update(done: int, total: int | None = None, **fields) -> None:  # noqa: F811
-            now = time.monotonic()
-            tot = total if total is not None else default_total
-            if now - last[0] < 5.0 and done != tot:
+class LogLines:
+    """Progress off a terminal (a log, CI): one line per change worth reading — the count moved
+    (at most every `every` seconds) or the stage changed, and always the last — each with
+    done/total, the rate (it/s, or s/it below one per second) and the time left."""
+
+    def __init__(self, description: str, total: int | None, every: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None):
+        self.description, self.total, self.every, self.clock = description, total, every, clock
+        self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.shown: tuple | None = None  # (done, label) of the last line
+        self.at = -float("inf")
+        self.start: tuple[float, float] | None = None  # (time, done) of the first report
+
+    def update(self, done: float, total: int | None = None, **fields) -> None:
+        now = self.clock()
+        tot = total if total is not None else self.total
+        if self.start is None:
+            self.start = (now, done)
+        label, special, info = _special(self.description, fields)
+        last = tot is not None and done >= tot
+        if self.shown is not None:
+            same_count, same_stage = int(done) == int(self.shown[0]), label == self.shown[1]
+            if (same_count and same_stage and not last) or (same_stage and not last and now - self.at < self.every):
                 return
-            last[0] = now
-            label, special, info = _special(description, fields)
-            left = f" left {_clock(special['eta'])}" if "eta" in special else ""
-            count = f"{int(done)}/{tot if tot is not None else '?'}"
-            print(f"{label}: {count}{left} {info}".rstrip(), file=sys.stderr, flush=True)
-
-        yield update
+            if last and self.shown == (done, label):
+                return
+        self.shown, self.at = (done, label), now
+        seconds, first = now - self.start[0], self.start[1]
+        rate = (done - first) / seconds if seconds > 0 and done > first else None
+        eta = special["eta"] if "eta" in special else (
+            (tot - done) / rate if rate and tot is not None else (0.0 if last else None))
+        parts = [f"{int(done)}/{tot if tot is not None else '?'} done"]
+        if rate:
+            parts.append(_rate(rate))
+        if not last:
+            parts.append(f"{_clock(eta)} left")
+        line = f"{label}: {', '.join(parts)}"
+        self.write(f"{line}  {info}" if info else line)
 
 
 def _special(description: str, fields: dict) -> tuple[str, dict, str]:
@@ -116,7 +142,8 @@ def _special(description: str, fields: dict) -> tuple[str, dict, str]:
     fields = dict(fields)
     stage = fields.pop("stage", None)
     special = {"eta": fields.pop("eta")} if "eta" in fields else {}
-    info = "  ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+    rate = fields.pop("it_s", None)
+    info = "  ".join([f"{k}={_fmt(v)}" for k, v in fields.items()] + ([_rate(rate)] if rate else []))
     return (f"{description} ({stage})" if stage else description), special, info
 
 
@@ -125,6 +152,11 @@ def _clock(seconds: float | None) -> str:
         return "-:--:--"
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _rate(per_second: float) -> str:
+    """tqdm's convention: it/s from one per second up, s/it below."""
+    return f"{per_second:.2f} it/s" if per_second >= 1 else f"{1 / per_second:.2f} s/it"
 
 
 def _fmt(value) -> str:

@@ -7,10 +7,11 @@ from typing import List, Optional
 
 import typer
 
-from piti_cli.cli.options import flag
+from piti_cli.cli.options import CommandGroup, flag
 from piti_cli.cli.ui import console, progress_bar
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="Known checkpoints: list, verify, fetch, hash and inspect weight files.",
     no_args_is_help=True,
 )
@@ -39,16 +40,22 @@ def list_weights(
         import dataclasses
         import json
 
-        entries = [{**dataclasses.asdict(e), "present": p is not None, "path": str(p) if p else None} for e, p in rows]
+        from piti_cli.checkpoints.pins import expected
+
+        entries = [{**dataclasses.asdict(e), "present": p is not None, "path": str(p) if p else None,
+                    "sha256_expected": expected(e)[0], "sha256_held_by": expected(e)[1]} for e, p in rows]
         typer.echo(json.dumps({"search_dirs": [str(d) for d in search_dirs(weights_dir)], "entries": entries}, indent=2))
         return
     from rich.table import Table
 
+    from piti_cli.checkpoints.pins import expected
+
     table = Table(title="weights, looked up in: " + ", ".join(str(d) for d in search_dirs(weights_dir)))
-    for col in ("id", "kind", "source", "file", "found in"):
+    for col in ("id", "kind", "source", "file", "sha256 held by", "found in"):
         table.add_column(col, overflow="fold")
     for entry, found in rows:
-        table.add_row(entry.id, entry.kind, entry.source, entry.filename, str(found.parent) if found else "[dim]-[/]")
+        table.add_row(entry.id, entry.kind, entry.source, entry.filename, expected(entry)[1],
+                      str(found.parent) if found else "[dim]-[/]")
     console.print(table)
 
 

@@ -63,8 +63,10 @@ def read_image(path: str | os.PathLike, mode: str | None = None) -> np.ndarray:
     except MemoryError:
         raise InputError(f"{path}: picture too large to decode in memory") from None
     except Exception as err:  # PIL raises many types for broken files
-        reason = "not an image" if err.__class__.__name__ == "UnidentifiedImageError" else type(err).__name__
-        raise InputError(f"{path}: unreadable image ({reason})") from None
+        if err.__class__.__name__ == "UnidentifiedImageError":
+            raise InputError(f"{path}: unreadable image (not a picture format PIL reads)") from None
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: unreadable image ({detail})") from None
 
 
 def _labels(im: Image.Image, path) -> np.ndarray:

@@ -21,6 +21,11 @@ so a fixed seed gives a fixed result. Deterministic samplers accept
 ``noise`` is either the initial x_T tensor or a shape to draw it from; the
 initial x_T is multiplied by ``init_scale`` (the official upsampler uses 0.997).
 
+After each step ``progress(done, total)`` and k-diffusion's ``callback(step, t, x, x0)`` are
+called when given: ``step`` counts from 0, ``t`` is the original timestep the step started
+from (``process.timestep_map``; the inversion's: the level it reached), ``x`` the new state and
+``x0`` the x̂_0 the update used — what a preview shows.
+
 Each sampler is only a loop over its public single-step function
 (``steps.ancestral_step``, ``steps.ddim_step``, ``dpm_solver.dpmpp_step``), so a run
 can be replayed or teacher-forced step by step with the same arithmetic.
@@ -39,9 +44,10 @@ from .gaussian import GaussianDiffusion
 from piti_cli import choices
 from piti_cli.choices import check_table
 
-from .steps import Denoiser, NoiseSampler, ancestral_step, ddim_step, dynamic_threshold, model_output
+from .steps import Denoiser, NoiseSampler, Step, ancestral_step, ddim_step, dynamic_threshold, model_output
 
 Progress = Callable[[int, int], None] | None
+Callback = Callable[[int, int, Tensor, Tensor], None] | None  # callback(step, t, x, x0)
 __all__ = ["ddim_invert", "dpmpp_order", "dynamic_threshold", "sample_ancestral", "sample_ddim", "sample_dpmpp",
            "sample_dpmpp_2m", "sample_dpmpp_3m"]
 
@@ -64,17 +70,20 @@ def _initial_noise(
     return x * init_scale if init_scale != 1.0 else x
 
 
-def _walk(indices: Sequence[int], progress: Progress):
-    """Yield the process indices in order, reporting progress after each step is done."""
-    total = len(indices)
-    for k, i in enumerate(indices):
-        yield i
+def _reporter(total: int, timesteps, progress: Progress, callback: Callback):
+    """report(k, index, step) after the k-th step (at process `index`): calls `callback`, then `progress`."""
+    def report(k: int, index: int, step: Step) -> None:
+        if callback is not None:
+            callback(k, int(timesteps[index]), step.x, step.x0)
         if progress is not None:
             progress(k + 1, total)
+    return report
 
 
-def _indices(process: GaussianDiffusion, progress: Progress):
-    return _walk(range(process.num_timesteps - 1, -1, -1), progress)
+def _descending(process: GaussianDiffusion, progress: Progress, callback: Callback):
+    """The indices a sampler walks (last to 0) and its `_reporter`."""
+    n = process.num_timesteps
+    return range(n - 1, -1, -1), _reporter(n, process.timestep_map, progress, callback)
 
 
 @torch.no_grad()
@@ -90,6 +99,7 @@ def sample_ancestral(
     dtype: torch.dtype = torch.float32,
     progress: Progress = None,
     noise_sampler: NoiseSampler | None = None,
+    callback: Callback = None,
 ) -> Tensor:
     """Ancestral sampling x_{t-1} ~ p(x_{t-1} | x_t) (DDPM / improved DDPM ``p_sample``).
 
@@ -99,9 +109,12 @@ def sample_ancestral(
     """
     x = _initial_noise(noise, generator, init_scale, dtype)
     draw = _noise_source(generator, noise_sampler)
-    for i in _indices(process, progress):
-        x = ancestral_step(denoiser, process, x, i, clip_denoised=clip_denoised, fixed_variance=fixed_variance,
-                           noise=draw).x
+    indices, report = _descending(process, progress, callback)
+    for k, i in enumerate(indices):
+        step = ancestral_step(denoiser, process, x, i, clip_denoised=clip_denoised, fixed_variance=fixed_variance,
+                              noise=draw)
+        x = step.x
+        report(k, i, step)
     return x
 
 
@@ -118,6 +131,7 @@ def sample_ddim(
     dtype: torch.dtype = torch.float32,
     progress: Progress = None,
     noise_sampler: NoiseSampler | None = None,
+    callback: Callback = None,
 ) -> Tensor:
     """DDIM (Song et al. 2021); ``eta=0`` is deterministic, ``eta=1`` ≈ ancestral.
 
@@ -127,8 +141,11 @@ def sample_ddim(
     """
     x = _initial_noise(noise, generator, init_scale, dtype)
     draw = _noise_source(generator, noise_sampler)
-    for i in _indices(process, progress):
-        x = ddim_step(denoiser, process, x, i, eta=eta, clip_denoised=clip_denoised, noise=draw).x
+    indices, report = _descending(process, progress, callback)
+    for k, i in enumerate(indices):
+        step = ddim_step(denoiser, process, x, i, eta=eta, clip_denoised=clip_denoised, noise=draw)
+        x = step.x
+        report(k, i, step)
     return x
 
 
@@ -157,6 +174,7 @@ def sample_dpmpp(
     dtype: torch.dtype = torch.float32,
     progress: Progress = None,
     noise_sampler: NoiseSampler | None = None,
+    callback: Callback = None,
 ) -> Tensor:
     """DPM-Solver++ multistep of ``order`` 1–3: a loop over ``dpm_solver.dpmpp_step``.
 
@@ -165,9 +183,12 @@ def sample_dpmpp(
     """
     x = _initial_noise(noise, generator, init_scale, dtype)
     history = None
-    for i in _indices(process, progress):
-        x, _, history = dpmpp_step(denoiser, process, x, i, history, order=dpmpp_order(i, order, lower_order_final),
-                                   clip_denoised=clip_denoised, threshold=dynamic_threshold_percentile)
+    indices, report = _descending(process, progress, callback)
+    for k, i in enumerate(indices):
+        step = dpmpp_step(denoiser, process, x, i, history, order=dpmpp_order(i, order, lower_order_final),
+                          clip_denoised=clip_denoised, threshold=dynamic_threshold_percentile)
+        x, history = step.x, step.history
+        report(k, i, step)
     return x
 
 
@@ -220,6 +241,7 @@ def ddim_invert(
     *,
     clip_denoised: bool = True,
     progress: Progress = None,
+    callback: Callback = None,
 ) -> Tensor:
     """Deterministic DDIM inversion: map a clean image x0 to the x_T that
     ``sample_ddim(eta=0)`` on the same process maps back to (approximately).
@@ -230,7 +252,8 @@ def ddim_invert(
     """
     x = x0
     n = process.num_timesteps
-    for k in _walk(range(n), progress):
+    report = _reporter(n, process.timestep_map, progress, callback)
+    for k in range(n):
         eps, _ = process.split_output(model_output(denoiser, process, x, k), x.shape[1])
         ab_cur, ab_next = float(process.alphas_cumprod_prev[k]), float(process.alphas_cumprod[k])
         if k == 0:
@@ -242,6 +265,7 @@ def ddim_invert(
                 eps = torch.where(clipped == pred, eps, (x - math.sqrt(ab_cur) * clipped) / math.sqrt(1 - ab_cur))
                 pred = clipped
         x = math.sqrt(ab_next) * pred + math.sqrt(1 - ab_next) * eps
+        report(k, k, Step(x, pred))
     return x
 
 

@@ -178,12 +178,13 @@ def make_denoiser(model: PitiModel, cond: torch.Tensor, settings: StageSettings,
 
 
 def run_sampler(denoiser, process, shape, generator, settings: StageSettings, progress: Progress = None,
-                noise: torch.Tensor | None = None, noise_sampler=None) -> torch.Tensor:
+                noise: torch.Tensor | None = None, noise_sampler=None, callback=None) -> torch.Tensor:
     """Run ``settings.sampler`` from ``noise`` (x_T) or a fresh draw of ``shape``; ``noise_sampler``
-    replaces the generator for the per-step draws (see ``diffusion.samplers``)."""
+    replaces the generator for the per-step draws, ``callback(step, t, x, x0)`` follows each
+    step (see ``diffusion.samplers``)."""
     start = noise if noise is not None else shape
     common = dict(init_scale=settings.init_scale, clip_denoised=settings.clip_denoised, progress=progress,
-                  noise_sampler=noise_sampler)
+                  noise_sampler=noise_sampler, callback=callback)
     if settings.sampler not in samplers.SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(samplers.SAMPLERS)}")
     if settings.sampler in samplers.TAKES_ETA:
@@ -217,6 +218,7 @@ def sample_stage(
     progress: Progress = None,
     noise: torch.Tensor | None = None,
     noise_sampler=None,
+    callback=None,
 ) -> torch.Tensor:
     """One stage for a batch of conditions (B, C, S, S) → images (B, 3, H, W) in [-1, 1].
 
@@ -229,7 +231,7 @@ def sample_stage(
         noise, settings = start_from_low_res(process, low_res, noise, shape, generator, settings)
     denoiser = make_denoiser(model, fit_condition(model, cond), settings, low_res)
     with torch.no_grad():
-        return run_sampler(denoiser, process, shape, generator, settings, progress, noise, noise_sampler)
+        return run_sampler(denoiser, process, shape, generator, settings, progress, noise, noise_sampler, callback)
 
 
 def start_from_low_res(process, low_res, noise, shape, generator, settings: StageSettings):
@@ -259,12 +261,13 @@ def sample_cascade(
     upsample_settings: StageSettings = UPSAMPLE_DEFAULTS,
     progress: Progress = None,
     noise=None,
+    callback=None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Returns (64-px samples, 256-px samples or None), both in [-1, 1].
 
     `noise(stage)` ("base", "upsampler") gives a stage's `RowNoise` (x_T and every step's
     noise per picture); without it both stages draw from `generator`. `progress` counts the
-    steps of both stages, base first."""
+    steps of both stages, base first; `callback(stage, step, t, x, x0)` follows every step."""
     base_steps = len(stage_process(base, base_settings).timestep_map)
     up_steps = len(stage_process(upsampler, upsample_settings).timestep_map) if upsampler else 0
     total = base_steps + up_steps
@@ -273,7 +276,9 @@ def sample_cascade(
         rows = noise(stage) if noise is not None else None
         size = model.config.unet.image_size
         x_t = rows.initial((3, size, size), cond.device) if rows is not None else None
-        return sample_stage(model, cond, settings, generator, low_res, offset(progress, start, total), x_t, rows)
+        tagged = None if callback is None else (lambda k, t, x, x0: callback(stage, k, t, x, x0))
+        return sample_stage(model, cond, settings, generator, low_res, offset(progress, start, total), x_t, rows,
+                            tagged)
 
     low = run(base, base_settings, None, 0, "base")
     if upsampler is None:

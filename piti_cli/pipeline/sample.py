@@ -52,18 +52,19 @@ class SampleResult:
 
 def sample_batch(base, upsampler, conditions: list[np.ndarray], keys: list[tuple[str, int]], rows: int, size: int,
                  device: torch.device, seed: int, base_settings: StageSettings, up_settings: StageSettings,
-                 progress=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 progress=None, callback=None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One network batch of pictures, as every run samples it: the conditions (C, 256, 256)
     fitted to the encoder's `size` and padded to `rows` (a picture's arithmetic never depends
     on how many share its batch), each picture's noise from its key (condition name, sample
     index). Returns (64-px, final or None) for the real rows only; `progress(done, total)`
-    counts the steps of both stages, base first."""
+    counts the steps of both stages, base first; `callback(stage, step, t, x, x0)` follows each
+    step (x and x̂0 hold the padding rows too)."""
     n = len(keys)
     padded = conditions + [conditions[0]] * (rows - n)
     all_keys = list(keys) + [("\x00padding", j) for j in range(rows - n)]
     cond = torch.from_numpy(np.stack([fit_to_encoder(a, size) for a in padded])).to(device)
     low, high = sample_cascade(base, upsampler, cond, None, base_settings, up_settings, progress,
-                               noise=lambda stage: RowNoise.for_pictures(seed, all_keys, stage))
+                               noise=lambda stage: RowNoise.for_pictures(seed, all_keys, stage), callback=callback)
     return low[:n], None if high is None else high[:n]
 
 

@@ -14,7 +14,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Callable, Any
 
 import torch
 
@@ -95,26 +95,47 @@ def ema_state(run_or_file: str | Path, rate: float | None = None, raw: bool = Fa
     """(EMA state dict, model config, step) of a run folder or training checkpoint.
     `rate` picks one of several EMA rates (default: the first); `raw` takes the trained
     weights instead of an EMA."""
+    weights, config, step, _ = _pick(run_or_file, rate, raw)
+    return weights, config, step
+
+
+def _pick(run_or_file, rate: float | None, raw: bool):
+    """`ema_state` plus the EMA rate taken (None with `raw`)."""
     state = load_state(_state_source(run_or_file))
+    config, step = ModelConfig.from_dict(state["model_config"]), int(state["step"])
     if raw:
-        return state["model"], ModelConfig.from_dict(state["model_config"]), int(state["step"])
+        return state["model"], config, step, None
     emas = state["ema"]
     key = next(iter(emas)) if rate is None else str(float(rate))
     if key not in emas:
         raise InputError(f"{run_or_file}: no EMA with rate {rate}; the run keeps {', '.join(emas)}")
-    return emas[key], ModelConfig.from_dict(state["model_config"]), int(state["step"])
+    return emas[key], config, step, float(key)
 
 
-def export_ema(run_or_file: str | Path, out: str | Path, rate: float | None = None, raw: bool = False) -> tuple[Path, ModelConfig, int]:
+def young_ema(rate: float, step: int) -> str | None:
+    """A warning when an EMA of `rate` has seen fewer than 1/(1 − rate) updates: it still holds
+    rate^step of the initial weights (0.37 at exactly that many)."""
+    if rate >= 1.0 or step >= round(1.0 / (1.0 - rate), 6):
+        return None
+    return (f"the EMA (rate {rate:g}) has seen {step} updates, fewer than 1/(1 − rate) = {1 / (1 - rate):.0f}: "
+            f"it still holds {rate ** step:.2f} of the initial weights; --raw exports the trained weights")
+
+
+def export_ema(run_or_file: str | Path, out: str | Path, rate: float | None = None, raw: bool = False,
+               warn: Callable[[str], None] | None = None) -> tuple[Path, ModelConfig, int]:
     """Write the EMA weights as a model file: ``.pt`` = the official plain layout (what the
     official code and `piti sample` read), ``.safetensors`` = the same tensors plus the
     config (needed for presets no official layout identifies, e.g. the tiny ones).
     ``raw=True`` writes the trained weights instead: an EMA of rate r still holds r^steps of
-    the initial weights, so a short run (0.995^225 = 0.32) is better exported raw."""
+    the initial weights, so a short run (0.995^225 = 0.32) is better exported raw: `warn`
+    gets `young_ema`'s message when that is so."""
     out = Path(out)
     if out.suffix not in (".pt", ".pth", ".safetensors"):
         raise InputError(f"{out}: export to a .pt or .safetensors file")
-    state, config, step = ema_state(run_or_file, rate, raw)
+    state, config, step, taken = _pick(run_or_file, rate, raw)
+    message = None if taken is None else young_ema(taken, step)
+    if message and warn is not None:
+        warn(message)
     save_checkpoint(out, state, config=config if out.suffix == ".safetensors" else None,
                     extra={"step": step} if out.suffix == ".safetensors" else None)
     return out, config, step

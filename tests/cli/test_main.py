@@ -61,3 +61,26 @@ def test_shell_completion_script_is_offered():
     result = subprocess.run([*command, "--show-completion", "bash"], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "SHELL": "/bin/bash"})
     assert result.returncode == 0 and "complete -o default -F" in result.stdout
+
+
+def test_help_lists_commands_in_workflow_order_with_whole_sentences():
+    from typer.testing import CliRunner
+
+    from piti_cli.cli.main import WORKFLOW, app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["--help"], terminal_width=80).output
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.startswith("  ") and
+              not line.startswith("   ")]
+    assert listed == list(WORKFLOW)
+    for group in ("", "prep", "weights", "eval", "finetune"):
+        text = runner.invoke(app, [group, "--help"] if group else ["--help"], terminal_width=80).output
+        commands = text.split("Commands:")[1]
+        assert "..." not in commands, group  # no summary cut short
+        assert max(len(line) for line in text.splitlines()) <= 80, group
+
+
+def test_a_choice_error_is_one_plain_sentence():
+    result = _run("sample", "--sampler", "foo")
+    line = [x for x in result.stderr.splitlines() if x.startswith("Error")][0]
+    assert line == "Error: Invalid value for '--sampler': 'foo' is not one of 'ancestral', 'ddim', 'dpmpp-2m', 'dpmpp-3m'."

@@ -187,3 +187,24 @@ def test_a_download_cut_short_is_kept_and_resumed(tmp_path, server):
     _RangeHandler.cut_after = None
     assert fetch(entry, tmp_path).read_bytes() == payload
     assert _RangeHandler.served == [0, 300_000]
+
+
+def test_a_sum_nobody_publishes_is_pinned_by_the_first_download(tmp_path, server):
+    from piti_cli.checkpoints.pins import expected, load_pins
+    from piti_cli.checkpoints.registry import verify
+
+    payload = _RangeHandler.payload
+    url = f"http://127.0.0.1:{server.server_address[1]}/f.bin"
+    entry = WeightEntry("unpublished", "f.bin", "checkpoint", "download", url, None)
+    assert expected(entry) == (None, "not pinned")
+    fetch(entry, tmp_path / "a")
+    held, who = expected(entry)
+    assert held == hashlib.sha256(payload).hexdigest() and who.startswith("pinned on first download")
+    assert load_pins()["unpublished"]["url"] == url
+    assert verify(entry, tmp_path / "a").status == "ok"
+    (tmp_path / "a" / "f.bin").write_bytes(payload[::-1])  # the file changed on disk
+    assert verify(entry, tmp_path / "a").status == "mismatch"
+    _RangeHandler.payload = payload[::-1]  # ... or upstream: a new download must not replace the pin
+    with pytest.raises(Exception, match="checksum mismatch.*pinned on first download"):
+        fetch(entry, tmp_path / "b")
+    assert not (tmp_path / "b" / "f.bin").exists() and load_pins()["unpublished"]["sha256"] == held

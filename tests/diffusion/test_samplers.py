@@ -113,3 +113,25 @@ def test_dpmpp_dynamic_threshold_bounds_output():
     den = GaussianDataDenoiser(BASE, 0.0, 3.0)  # data far outside [-1, 1]
     out = sample_dpmpp_2m(den, respace(BASE, "10"), start_noise(), None, dynamic_threshold_percentile=0.9)
     assert out.abs().max().item() <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("name", ["ancestral", "ddim", "dpmpp-2m", "dpmpp-3m"])
+def test_callback_reports_each_step_as_the_step_functions_replay_it(name):
+    """k-diffusion's callback(step, t, x, x0): one call per step, the original timesteps in
+    order, x the state the next step starts from, the last x the returned sample."""
+    from piti_cli.diffusion.samplers import SAMPLERS
+    from piti_cli.diffusion.steps import ddim_step
+
+    den = GaussianDataDenoiser(BASE, MU, SD)
+    p = respace(BASE, "10")
+    seen = []
+    out = SAMPLERS[name](den, p, start_noise().float(), torch.Generator().manual_seed(1),
+                         callback=lambda k, t, x, x0: seen.append((k, t, x.clone(), x0.clone())))
+    assert [k for k, *_ in seen] == list(range(10))
+    assert [t for _, t, *_ in seen] == [int(t) for t in p.timestep_map[::-1]]
+    assert torch.equal(seen[-1][2], out)
+    assert all(x0.abs().max() <= 1 for *_, x0 in seen)  # clipped, as the update used it
+    if name == "ddim":  # replay: the state reported after step k, stepped once more, is the next report
+        for (k, _, x, _), (_, _, x_next, x0_next) in zip(seen, seen[1:]):
+            step = ddim_step(den, p, x, 9 - (k + 1))
+            assert torch.equal(step.x, x_next) and torch.equal(step.x0, x0_next)

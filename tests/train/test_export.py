@@ -4,7 +4,7 @@ import torch
 from piti_cli.checkpoints.convert import load_model
 from piti_cli.errors import InputError
 from piti_cli.train.loop import train
-from piti_cli.train.state import export_ema, latest_checkpoint, load_state
+from piti_cli.train.state import export_ema, latest_checkpoint, load_state, young_ema
 from tests.train.conftest import base_config
 
 
@@ -23,6 +23,18 @@ def test_export_writes_the_ema_in_loadable_files(scenes_pack, glide_base, tmp_pa
         assert torch.equal(model.state_dict()[k], v) and torch.equal(model_pt.state_dict()[k], v)
     with pytest.raises(InputError):
         export_ema(run, tmp_path / "ema.bin")
+
+
+def test_a_young_ema_is_named_on_export(scenes_pack, glide_base, tmp_path):
+    run = tmp_path / "run"
+    train(base_config(scenes_pack, glide_base, run, max_steps=2, ema_rates=(0.9,)))
+    said = []
+    export_ema(run, tmp_path / "ema.safetensors", warn=said.append)
+    assert len(said) == 1 and "2 updates, fewer than 1/(1 − rate) = 10" in said[0] and "0.81" in said[0]  # 0.9²
+    said.clear()
+    export_ema(run, tmp_path / "raw.safetensors", raw=True, warn=said.append)
+    assert said == []  # the trained weights: nothing to warn about
+    assert young_ema(0.9, 10) is None and young_ema(0.9999, 9999) is not None
 
 
 def test_raw_export_writes_the_trained_weights_not_the_ema(scenes_pack, glide_base, tmp_path):
