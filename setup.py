@@ -5,6 +5,6 @@
 from setuptools import find_packages, setup
 
 setup(
-    packages=find_packages(include=["piti_cli*", "data_prep*"]) + ["piti_weights", "piti_examples"],
+    packages=find_packages(include=["piti_cli*"]) + ["piti_weights", "piti_examples"],
     package_dir={"piti_weights": "weights", "piti_examples": "examples/mask"},
 )

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from data_prep.hed import hed_probabilities, load_hed
-from data_prep.pack import pack_split
+from piti_cli.data_prep.hed import hed_probabilities, load_hed
+from piti_cli.data_prep.pack import pack_split
 from piti_cli.data.images import resize_bicubic
 from piti_cli.runtime import resolve_device
 

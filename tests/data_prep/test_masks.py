@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from piti_cli.data.images import read_image
-from data_prep.masks import convert_masks, labels_to_color
+from piti_cli.data_prep.masks import convert_masks, labels_to_color
 from piti_cli.data.palettes import coco_stuff_palette, decode_color_mask, voc_colormap
 from piti_cli.errors import InputError
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from piti_cli.data.images import resize_bicubic
-from data_prep.pack import pack_split
+from piti_cli.data_prep.pack import pack_split
 from piti_cli.data.palettes import coco_stuff_palette
 from piti_cli.data.reader import PackedDataset, PackedInfo
 from piti_cli.errors import InputError

@@ -199,7 +199,7 @@ def bad_pack(folder: Path, case: str, good: Path) -> Path:
 
 def write_mask_pack(path: Path, rows: int = 10) -> Path:
     """A small finished mask pack made by `piti prep pack generic --condition mask`."""
-    from data_prep.pack import pack_split
+    from piti_cli.data_prep.pack import pack_split
     from piti_cli.data.palettes import PALETTES
 
     src = path.parent / "pack_src"

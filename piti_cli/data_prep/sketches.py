@@ -71,14 +71,8 @@ def make_sketches(
     if not todo:
         return report
 
-    model = None
-    if backend == "hed":
-        from data_prep.hed import load_hed
-        from piti_cli.runtime import resolve_device
-
-        dev = resolve_device(device)
-        model = load_hed(weights, dev)
-        report.weights = model.weights_path
+    model, dev = _hed(backend, weights, device)
+    report.weights = getattr(model, "weights_path", None)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         imgs, targets = [], []
@@ -91,19 +85,40 @@ def make_sketches(
                     raise
                 report.failed.append((str(p), str(err)))
         if imgs:
-            batch = np.stack(imgs)
-            if model is not None:
-                from data_prep.hed import hed_probabilities
-
-                prob = hed_probabilities(model, batch, dev)
-            else:
-                from data_prep.hed import gradient_probabilities
-
-                prob = gradient_probabilities(batch)
-            for edge, t in zip(edges_from_probabilities(prob, threshold), targets):
+            for edge, t in zip(_edges(np.stack(imgs), model, dev, threshold), targets):
                 save_png(edge, t)
                 report.written += 1
         done += len(chunk)
         if progress:
             progress(done, total)
     return report
+
+
+def _hed(backend: str, weights, device):
+    """(the HED network or None for the gradient backend, its device)."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown HED backend {backend!r}; choose {', '.join(BACKENDS)}")
+    if backend != "hed":
+        return None, None
+    from piti_cli.data_prep.hed import load_hed
+    from piti_cli.runtime import resolve_device
+
+    dev = resolve_device(device)
+    return load_hed(weights, dev), dev
+
+
+def _edges(batch: np.ndarray, model, dev, threshold: float) -> np.ndarray:
+    if model is not None:
+        from piti_cli.data_prep.hed import hed_probabilities
+
+        return edges_from_probabilities(hed_probabilities(model, batch, dev), threshold)
+    from piti_cli.data_prep.hed import gradient_probabilities
+
+    return edges_from_probabilities(gradient_probabilities(batch), threshold)
+
+
+def sketch_batch(photos: np.ndarray, backend: str = "hed", weights: str | None = "auto", device: str = "cpu",
+                 threshold: float = THRESHOLD) -> np.ndarray:
+    """(B, H, W, 3) uint8 photos → (B, 256, 256) uint8 sketches, as `make_sketches` writes them."""
+    model, dev = _hed(backend, weights, device)
+    return _edges(np.stack([resize_bicubic(np.ascontiguousarray(p), 256) for p in photos]), model, dev, threshold)

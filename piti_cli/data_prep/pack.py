@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from data_prep.pack_sources import DATASET_CONDITION, GENERIC_CONDITIONS, discover, load_pair
+from piti_cli.data_prep.pack_sources import DATASET_CONDITION, GENERIC_CONDITIONS, discover, load_pair
 from piti_cli.data import palettes
 from piti_cli.data.schema import (
     ARRAY_SPECS, FORMAT_NAME, FORMAT_VERSION, RESIZE_POLICY, SIZE, condition_paths,

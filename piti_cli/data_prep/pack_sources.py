@@ -78,7 +78,7 @@ def discover(dataset: str, root: str | Path, split: str, conditions_dir: str | P
         ann_dir = _split_dir(base / "annotations", split, names)
         return _match(list_images(img_dir), img_dir, list_images(ann_dir, (".png",)), ann_dir)
     if dataset == "diode":
-        from data_prep.depth import diode_missing, list_diode
+        from piti_cli.data_prep.depth import diode_missing, list_diode
 
         split_dir = _split_dir(root, split, {})
         pairs, missing = [], []
@@ -120,7 +120,7 @@ def _labels(path: Path, palette_name: str) -> np.ndarray:
 def load_pair(pair: Pair, dataset: str, kind: str, palette_name: str | None) -> dict:
     """Arrays of one sample keyed by schema path names; raises InputError when unreadable."""
     if dataset == "diode":
-        from data_prep.depth import load_diode_256
+        from piti_cli.data_prep.depth import load_diode_256
 
         v = load_diode_256(pair.condition)
         return {
