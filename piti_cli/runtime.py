@@ -44,17 +44,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_precision(precision: str, device: torch.device) -> str:
+    """`precision` if it is one of PRECISIONS and runs on `device` (fp16 on CPU is refused:
+    CPU half kernels are slow and inaccurate; bf16 is the CPU's fast path); the one home of
+    these checks, run as soon as the device is known."""
+    if precision not in PRECISIONS:
+        raise PitiError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if device.type == "cpu" and precision == "fp16":
+        raise PitiError("--precision fp16 needs a CUDA device; use bf16 on CPU")
+    return precision
+
+
 def autocast(device: torch.device, precision: str = "fp32"):
     """Autocast context for `precision` on `device`; fp32 means no autocast.
 
     fp16 on CPU is refused: CPU kernels for half are slow and inaccurate; use bf16 there.
     """
-    if precision not in PRECISIONS:
-        raise PitiError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
+    if check_precision(precision, device) == "fp32":
         return contextlib.nullcontext()
-    if device.type == "cpu" and precision == "fp16":
-        raise PitiError("--precision fp16 needs a CUDA device; use bf16 on CPU")
     return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
 
 
@@ -77,7 +84,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name not in PRECISION_CHOICES:
         raise PitiError(f"--precision {name}: choose one of {', '.join(PRECISION_CHOICES)}")
     if name != "auto":
-        return name
+        return check_precision(name, device)
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"

@@ -23,7 +23,7 @@ from piti_cli.models.encoder import ConditionEmbedding
 from piti_cli.models.piti import PitiModel
 from piti_cli.models.unet import enlarge_low_res
 from piti_cli.pipeline.progress import offset
-from piti_cli.runtime import PRECISIONS
+from piti_cli.runtime import PRECISIONS, check_precision
 
 Progress = Callable[[int, int], None] | None
 
@@ -99,10 +99,7 @@ def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel
     gives the same numbers as the unprepared model. Only bf16 on the CPU goes channels-last,
     where oneDNN's convolutions over few channels run faster (measurements:
     docs/performance.md, `benchmarks/sampling.py`)."""
-    if precision not in PRECISIONS:
-        raise PitiError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type == "cpu":
-        raise PitiError("--precision fp16 needs a CUDA device; use bf16 on CPU")
+    check_precision(precision, device)
     model = model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
     faster_layout = device.type == "cpu" and precision == "bf16"
     return model.to(memory_format=torch.channels_last) if faster_layout else model

@@ -155,3 +155,18 @@ def test_sampler_choices_match_the_core():
     assert get_args(Sampler) == tuple(SAMPLERS)
     assert set(get_args(L0Mode)) == set(L0_MODES)
     assert set(get_args(PackDataset)) == set(DATASETS)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs on a CUDA machine")
+def test_an_impossible_precision_is_named_before_a_settings_conflict(tmp_path):
+    from pathlib import Path
+
+    example = sorted((Path(__file__).resolve().parents[2] / "examples" / "mask").glob("*.png"))[0]
+    first = invoke("sample", "--base-only", "--cond", example, "--out", tmp_path, "--steps", "2", "--device", "cpu",
+                   "--precision", "fp32")
+    assert first.exit_code == 0, first.output
+    # other settings into the same folder would be a conflict; fp16 on this CPU is the first problem
+    again = invoke("sample", "--base-only", "--cond", example, "--out", tmp_path, "--steps", "2", "--device", "cpu",
+                   "--precision", "fp16", "--guidance", "5")
+    line = check_refused(again, "--precision fp16", code=1)
+    assert "CUDA" in line and "guidance" not in again.output
