@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -57,6 +58,18 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def read_tagged_json(path: str | os.PathLike, fmt: str, key: str) -> dict:
+    """`data[key]` of a small state file `{"format": fmt, key: {...}}` (piti's caches and pins);
+    {} when it is missing, unreadable, or not of that format: such a file counts as empty."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != fmt or not isinstance(data.get(key), dict):
+        return {}
+    return data[key]
 
 
 def atomic_torch_save(obj, target: str | os.PathLike) -> None:

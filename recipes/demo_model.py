@@ -66,7 +66,8 @@ from piti_cli.pipeline.cascade import BASE_DEFAULTS, UPSAMPLE_DEFAULTS
 from piti_cli.pipeline.edit import run_edit
 from piti_cli.pipeline.sample import SampleJob, run_sample
 from piti_cli.train.config import TrainConfig
-from piti_cli.train.data import model_condition, model_image
+from piti_cli.data.images import fit_condition
+from piti_cli.train.data import model_image
 from piti_cli.train.state import export_ema
 from recipes.diagnostics import describe, layout_diagnostics
 from recipes.harness import sample, scene_base_config, train_for
@@ -114,7 +115,7 @@ def base_agreement(model_file: Path, eval_pack: Path, masks: np.ndarray, count: 
     model, _ = load_model(model_file)
     ds = PackedDataset(eval_pack, as_tensors=True)
     n = len(ds) if count is None else min(count, len(ds))
-    conds = torch.stack([model_condition(ds[i]["condition"], model.config.encoder.input_size) for i in range(n)])
+    conds = torch.stack([fit_condition(ds[i]["condition"], model.config.encoder.input_size) for i in range(n)])
     pictures = sample(model, conds, README_BASE.sampler, README_BASE.steps, README_BASE.guidance, seed=1)
     return colour_accuracy(pictures, masks[:n])
 
@@ -360,7 +361,7 @@ def diagnostics(model, eval_pack: Path, masks: np.ndarray) -> dict:
     ds, raw = PackedDataset(eval_pack, as_tensors=True), PackedDataset(eval_pack)
     size, csize = model.config.unet.image_size, model.config.encoder.input_size
     images = torch.stack([model_image(raw[i]["image"], size) for i in range(len(ds))])
-    conds = torch.stack([model_condition(ds[i]["condition"], csize) for i in range(len(ds))])
+    conds = torch.stack([fit_condition(ds[i]["condition"], csize) for i in range(len(ds))])
     return layout_diagnostics(model, images, conds, masks)
 
 

@@ -33,7 +33,8 @@ from piti_cli.data.scenes import caption, colour_accuracy, layout_bound, make_sc
 from piti_cli.io_utils import atomic_write_text
 from piti_cli.models.config import ModelConfig, get_preset
 from piti_cli.models.piti import build_model
-from piti_cli.train.data import model_condition, model_image
+from piti_cli.data.images import fit_condition
+from piti_cli.train.data import model_image
 from piti_cli.train.state import export_ema
 from recipes.diagnostics import describe, layout_diagnostics
 from recipes.harness import sample, scene_base_config, train_for
@@ -66,7 +67,7 @@ def evaluate(model_file: Path, eval_pack: Path) -> dict:
     size, csize = config.unet.image_size, config.encoder.input_size
     images = torch.stack([model_image(r["image"], size) for r in rows])
     cond_ds = PackedDataset(eval_pack, as_tensors=True)
-    conds = torch.stack([model_condition(cond_ds[i]["condition"], csize) for i in range(len(ds))])
+    conds = torch.stack([fit_condition(cond_ds[i]["condition"], csize) for i in range(len(ds))])
     result = layout_diagnostics(model, images, conds, masks)
     pictures = sample(model, conds, "ddim", "ddim25", 3.0, seed=1)
     result["sample_agreement"] = colour_accuracy(pictures, masks)

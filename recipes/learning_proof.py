@@ -27,7 +27,8 @@ from piti_cli.data.reader import PackedDataset
 from piti_cli.data.scenes import colour_accuracy, make_scenes, write_pack
 from piti_cli.models.config import get_preset
 from piti_cli.models.piti import build_model
-from piti_cli.train.data import model_condition, model_image
+from piti_cli.data.images import fit_condition
+from piti_cli.train.data import model_image
 from piti_cli.train.state import export_ema, initial_model
 from recipes.harness import sample, scene_base_config, train_for
 
@@ -59,7 +60,7 @@ def main() -> None:
     ds = PackedDataset(eval_pack, as_tensors=True)
     cfg = scene_base_config(train_pack, out / "run", glide, preset="glide-base-tiny", batch_size=args.batch_size,
                             lr=args.lr, save_every=args.chunk)
-    conds = torch.stack([model_condition(ds[i]["condition"], cfg.condition_size) for i in range(len(ds))])
+    conds = torch.stack([fit_condition(ds[i]["condition"], cfg.condition_size) for i in range(len(ds))])
     truth = torch.stack([model_image(ev_images[i], 64) for i in range(len(ds))])
     untrained, _ = initial_model(str(glide), preset="glide-base-tiny", input_kind="mask", glide=None,
                                  condition_size=cfg.condition_size)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from piti_cli import PitiPipeline
 from piti_cli.api import Cancelled
-from piti_cli.data.images import png_text
+from piti_cli.data.images import png_text, to_uint8
 from piti_cli.errors import InputError
 from tests.reliability.conftest import invoke
 
@@ -50,13 +51,50 @@ def test_pil_images_and_arrays_are_read_as_files_are(pipe):
     assert np.array_equal(np.asarray(b.images[0]), np.asarray(c.images[0]))
 
 
-def test_progress_callback_and_cancel(pipe):
+def test_step_callback_and_cancel(pipe):
     seen = []
-    pipe(EXAMPLES[0], callback=lambda stage, step, total: seen.append((stage, step, total)), **SETTINGS)
-    assert seen[0] == ("base", 1, 4) and seen[3] == ("base", 4, 4)
-    assert seen[4] == ("upsampler", 1, 3) and seen[-1] == ("upsampler", 3, 3) and len(seen) == 7
+    out = pipe(EXAMPLES[0], callback=seen.append, **SETTINGS)
+    assert [(i.stage, i.step, i.total) for i in seen] == [("base", k, 4) for k in range(1, 5)] + [
+        ("upsampler", k, 3) for k in range(1, 4)]
+    assert [i.t for i in seen[:4]] == sorted((i.t for i in seen[:4]), reverse=True) and seen[3].t < seen[0].t
+    last_base = seen[3]
+    # the base's last state is the 64-px picture the call returns (DDIM's last step returns x̂0)
+    assert np.array_equal(to_uint8(last_base.x[0]), np.asarray(out.low_res[0]))
+    assert torch.equal(last_base.x, last_base.x0)
+    assert last_base.preview()[0].size == (64, 64)
     with pytest.raises(Cancelled):
         pipe(EXAMPLES[0], cancel=lambda: True, **SETTINGS)
+
+
+def test_edit_makes_the_bytes_piti_edit_writes(pipe, tmp_path):
+    result = invoke("edit", "--cond", EXAMPLES[0], "--edited", EXAMPLES[1], "--out", tmp_path, "--steps", "ddim4",
+                    "--guidance", "2", "--seed", "3", "--precision", "fp32", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    steps = []
+    pictures = pipe.edit(EXAMPLES[0], Image.open(EXAMPLES[1]), seed=3, guidance_scale=2.0, num_inference_steps="ddim4",
+                         callback=lambda info: steps.append(info.step))
+    # one count: both 4-step DDIM runs, then the upsampler's 25 steps for each picture
+    assert sorted(pictures) == ["edited", "original"] and steps == list(range(1, 2 * 4 + 2 * 25 + 1))
+    for name, picture in pictures.items():
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB")), np.asarray(picture)), name
+
+
+def test_prep_helpers_are_the_prep_commands(tmp_path):
+    from piti_cli.api import colour_mask, sketch_from_photo
+    from piti_cli.data.palettes import coco_stuff_palette, voc_colormap
+
+    labels = np.array([[0, 5], [181, 255]], dtype=np.uint8)
+    cmap = voc_colormap(256)  # COCO-Stuff id c is colour-map entry c + 1, unlabeled black
+    assert np.array_equal(np.asarray(colour_mask(labels)), np.stack([[cmap[1], cmap[6]], [cmap[182], [0, 0, 0]]]))
+    assert np.array_equal(coco_stuff_palette()[labels], np.asarray(colour_mask(labels)))
+    photo = (np.random.default_rng(0).random((80, 120, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    result = invoke("prep", "hed", tmp_path / "photo.png", tmp_path / "sketches", "--backend", "gradient")
+    assert result.exit_code == 0, result.output
+    made = sketch_from_photo(tmp_path / "photo.png", backend="gradient")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "sketches" / "photo.png")), np.asarray(made))
+    with pytest.raises(InputError, match="photo"):
+        sketch_from_photo(np.zeros((4, 4), np.float32), backend="gradient")
 
 
 def test_bad_input_raises_pitis_own_errors(pipe, tmp_path):
@@ -73,6 +111,7 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     block = text.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(REPO)
     code = block.replace('out.images[0].save("scene_0.png")', f'out.images[0].save({str(tmp_path / "scene_0.png")!r})')
-    assert code != block  # the block still saves where the test can look
+    code = code.replace('edits["edited"].save("edited.png")', f'edits["edited"].save({str(tmp_path / "edited.png")!r})')
+    assert code.count(str(tmp_path)) == 2  # the block still saves where the test can look
     exec(compile(code, "README.md", "exec"), {})
-    assert Image.open(tmp_path / "scene_0.png").size == (256, 256)
+    assert Image.open(tmp_path / "scene_0.png").size == Image.open(tmp_path / "edited.png").size == (256, 256)

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from piti_cli.home import piti_home
-from piti_cli.io_utils import atomic_write_text
+from piti_cli.io_utils import atomic_write_text, read_tagged_json
 
 CACHE_NAME = "sha256-cache.json"
 FORMAT = "piti-sha256-cache"
@@ -33,13 +33,7 @@ def stamp(path: Path) -> tuple[str, list[int]]:
 
 
 def _entries() -> dict:
-    try:
-        data = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
+    return read_tagged_json(cache_file(), FORMAT, "entries")
 
 
 def lookup(key: str, file_stamp: list[int]) -> str | None:

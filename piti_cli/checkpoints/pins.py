@@ -16,7 +16,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from piti_cli.home import piti_home
-from piti_cli.io_utils import atomic_write_text
+from piti_cli.io_utils import atomic_write_text, read_tagged_json
 
 PINS_NAME = "weights-pins.json"
 FORMAT = "piti-weights-pins"
@@ -28,13 +28,8 @@ def pins_file() -> Path:
 
 def load_pins() -> dict[str, dict]:
     """{entry id: {"sha256", "url", "pinned"}}; an unreadable or foreign file counts as empty."""
-    try:
-        data = json.loads(pins_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("pins"), dict):
-        return {}
-    return {k: v for k, v in data["pins"].items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
+    pins = read_tagged_json(pins_file(), FORMAT, "pins")
+    return {k: v for k, v in pins.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
 
 
 def pin(entry_id: str, sha256: str, url: str | None) -> None:

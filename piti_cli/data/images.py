@@ -125,6 +125,19 @@ def resize_nearest_chw(array: np.ndarray, size: int | Sequence[int]) -> np.ndarr
     return np.ascontiguousarray(resize_nearest(a.transpose(1, 2, 0), size).transpose(2, 0, 1))
 
 
+def fit_condition(cond, size: int):
+    """A condition (C, H, W) or a batch (B, C, H, W) at size × size, PIL nearest (values kept
+    exactly): the one way every path (sampling, editing, training, the recipes) brings a 256²
+    condition to an encoder's input size (the tiny presets take less; the official 256).
+    A numpy array stays one; a torch tensor comes back with its dtype and device. Unchanged
+    when it already fits."""
+    if tuple(cond.shape[-2:]) == _hw(size):
+        return cond
+    if isinstance(cond, np.ndarray):
+        return resize_nearest_chw(cond, size)
+    return cond.new_tensor(resize_nearest_chw(cond.detach().float().cpu().numpy(), size))  # a torch tensor
+
+
 def resize_bicubic(picture: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     """PIL BICUBIC squash-resize of a uint8 (H, W) or (H, W, 3) picture; stays uint8."""
     a = np.asarray(picture)

@@ -101,12 +101,3 @@ def dpmpp_step(
     x_next = _update(x, x0, history, lam, h, k, math.sqrt(ab_next), sigma_ratio)
     return Step(x_next, x0, History((x0,) + history.x0[:1], (lam,) + history.lam[:1]))
 
-
-def dpmpp_2m_step(output, process, x, index, history=None, **options) -> Step:
-    """DPM-Solver++(2M): ``dpmpp_step`` with ``order=2`` (pass ``order=1`` for a first-order step)."""
-    return dpmpp_step(output, process, x, index, history, **{"order": 2, **options})
-
-
-def dpmpp_3m_step(output, process, x, index, history=None, **options) -> Step:
-    """DPM-Solver++(3M): ``dpmpp_step`` with ``order=3`` (pass a lower ``order`` near the end)."""
-    return dpmpp_step(output, process, x, index, history, **{"order": 3, **options})

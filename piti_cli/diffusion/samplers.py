@@ -59,14 +59,13 @@ def _noise_source(generator: torch.Generator | None, noise_sampler: NoiseSampler
     return lambda x: torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def _initial_noise(
-    noise: Tensor | Sequence[int], generator: torch.Generator | None, init_scale: float, dtype: torch.dtype
-) -> Tensor:
+def _initial_noise(noise: Tensor | Sequence[int], generator: torch.Generator | None, init_scale: float) -> Tensor:
+    """x_T: the given tensor, or a float32 standard-normal draw of that shape, times `init_scale`."""
     if isinstance(noise, Tensor):
         x = noise
     else:
         device = generator.device if generator is not None else torch.device("cpu")
-        x = torch.randn(tuple(noise), generator=generator, device=device, dtype=dtype)
+        x = torch.randn(tuple(noise), generator=generator, device=device, dtype=torch.float32)
     return x * init_scale if init_scale != 1.0 else x
 
 
@@ -96,7 +95,6 @@ def sample_ancestral(
     clip_denoised: bool = True,
     init_scale: float = 1.0,
     fixed_variance: str = "large",
-    dtype: torch.dtype = torch.float32,
     progress: Progress = None,
     noise_sampler: NoiseSampler | None = None,
     callback: Callback = None,
@@ -107,7 +105,7 @@ def sample_ancestral(
     ``"large"`` (β_t) or ``"small"`` (β̃_t) variance. No noise is added at index 0.
     A loop over ``steps.ancestral_step``.
     """
-    x = _initial_noise(noise, generator, init_scale, dtype)
+    x = _initial_noise(noise, generator, init_scale)
     draw = _noise_source(generator, noise_sampler)
     indices, report = _descending(process, progress, callback)
     for k, i in enumerate(indices):
@@ -128,7 +126,6 @@ def sample_ddim(
     eta: float = 0.0,
     clip_denoised: bool = True,
     init_scale: float = 1.0,
-    dtype: torch.dtype = torch.float32,
     progress: Progress = None,
     noise_sampler: NoiseSampler | None = None,
     callback: Callback = None,
@@ -139,7 +136,7 @@ def sample_ddim(
     σ = η·sqrt((1 − ᾱ_{t-1}) / (1 − ᾱ_t))·sqrt(1 − ᾱ_t / ᾱ_{t-1}). Uses ε only.
     A loop over ``steps.ddim_step``.
     """
-    x = _initial_noise(noise, generator, init_scale, dtype)
+    x = _initial_noise(noise, generator, init_scale)
     draw = _noise_source(generator, noise_sampler)
     indices, report = _descending(process, progress, callback)
     for k, i in enumerate(indices):
@@ -171,7 +168,6 @@ def sample_dpmpp(
     dynamic_threshold_percentile: float | None = None,
     lower_order_final: bool = True,
     init_scale: float = 1.0,
-    dtype: torch.dtype = torch.float32,
     progress: Progress = None,
     noise_sampler: NoiseSampler | None = None,
     callback: Callback = None,
@@ -181,7 +177,7 @@ def sample_dpmpp(
     Deterministic: ``noise_sampler`` is accepted for a uniform signature and never
     called. See ``sample_dpmpp_2m`` / ``sample_dpmpp_3m`` for the options.
     """
-    x = _initial_noise(noise, generator, init_scale, dtype)
+    x = _initial_noise(noise, generator, init_scale)
     history = None
     indices, report = _descending(process, progress, callback)
     for k, i in enumerate(indices):

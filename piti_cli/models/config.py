@@ -77,10 +77,17 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class DiffusionConfig:
+    """The training process. GLIDE's and PITI's models all learn the variance (the decoder's
+    `out_channels` = 6 carries it) and see timesteps rescaled to 0..1000 (`network_t`); files
+    written before 0.3 store those two facts as `learn_sigma` / `rescale_timesteps`: True, which
+    reading accepts and drops (`LEGACY_DIFFUSION`)."""
+
     steps: int = 1000
     schedule: Literal["squaredcos_cap_v2", "linear"] = "squaredcos_cap_v2"
-    learn_sigma: bool = True
-    rescale_timesteps: bool = True
+
+
+# keys older files store in their diffusion config, with the only value piti ever supported
+LEGACY_DIFFUSION = {"learn_sigma": True, "rescale_timesteps": True}
 
 
 @dataclass(frozen=True)
@@ -131,11 +138,19 @@ class ModelConfig:
             name=data["name"],
             family=data["family"],
             unet=build(UNetConfig, data["unet"]),
-            diffusion=build(DiffusionConfig, data.get("diffusion") or {}),
+            diffusion=build(DiffusionConfig, _legacy_diffusion(data.get("diffusion") or {})),
             encoder=build(EncoderConfig, data.get("encoder")),
             text=build(TextConfig, data.get("text")),
             input_kind=data.get("input_kind"),
         )
+
+
+def _legacy_diffusion(value: dict[str, Any]) -> dict[str, Any]:
+    """A stored diffusion config without the keys `LEGACY_DIFFUSION` names (their one value)."""
+    for key, supported in LEGACY_DIFFUSION.items():
+        if key in value and value[key] != supported:
+            raise ValueError(f"diffusion {key}={value[key]!r}: piti's models need {supported}")
+    return {k: v for k, v in value.items() if k not in LEGACY_DIFFUSION}
 
 
 def _unet_problem(u: UNetConfig) -> str | None:

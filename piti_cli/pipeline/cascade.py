@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from piti_cli.data.images import resize_nearest_chw
+from piti_cli.data.images import fit_condition
 from piti_cli.diffusion import samplers
 from piti_cli.diffusion.guidance import classifier_free
 from piti_cli.diffusion.respace import make_process, truncate
@@ -189,16 +189,6 @@ def run_sampler(denoiser, process, shape, generator, settings: StageSettings, pr
     return samplers.SAMPLERS[settings.sampler](denoiser, process, start, generator, **common)
 
 
-def fit_condition(model: PitiModel, cond: torch.Tensor) -> torch.Tensor:
-    """Conditions (B, C, 256, 256) to the encoder's input size (tiny presets take less), PIL
-    nearest as everywhere else (`piti_cli.data.images`); the official encoders take 256²."""
-    size = model.config.encoder.input_size
-    if cond.shape[-2:] == (size, size):
-        return cond
-    resized = resize_nearest_chw(cond.detach().float().cpu().numpy(), size)
-    return torch.from_numpy(resized).to(device=cond.device, dtype=cond.dtype)
-
-
 def stage_process(model: PitiModel, settings: StageSettings):
     """The respaced process a stage walks (only its steps at t ≤ `settings.start` when set)."""
     d = model.config.diffusion
@@ -226,7 +216,7 @@ def sample_stage(
     process = stage_process(model, settings)
     if settings.start is not None:
         noise, settings = start_from_low_res(process, low_res, noise, shape, generator, settings)
-    denoiser = make_denoiser(model, fit_condition(model, cond), settings, low_res)
+    denoiser = make_denoiser(model, fit_condition(cond, model.config.encoder.input_size), settings, low_res)
     with torch.no_grad():
         return run_sampler(denoiser, process, shape, generator, settings, progress, noise, noise_sampler, callback)
 

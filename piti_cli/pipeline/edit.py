@@ -12,14 +12,13 @@ from pathlib import Path
 
 import torch
 
-from piti_cli.data.images import read_image, resize_bicubic, save_png, to_uint8, to_unit
+from piti_cli.data.images import fit_condition, read_image, resize_bicubic, save_png, to_uint8, to_unit
 from piti_cli.diffusion.samplers import ddim_invert
 from piti_cli.errors import InputError
 from piti_cli.models.piti import PitiModel
 from piti_cli.pipeline.cascade import (
     UPSAMPLE_DEFAULTS,
     StageSettings,
-    fit_condition,
     make_denoiser,
     prepare,
     quantize_8bit,
@@ -44,7 +43,7 @@ def invert(model: PitiModel, image: torch.Tensor, cond: torch.Tensor, settings: 
         raise ValueError(f"invert takes pictures at the model's size {size}, got {tuple(image.shape[-2:])}")
     # No x0 clipping in either direction: clipping makes the DDIM map non-invertible.
     settings = replace(ddim_settings(settings), clip_denoised=False)
-    denoiser = make_denoiser(model, fit_condition(model, cond), settings)
+    denoiser = make_denoiser(model, fit_condition(cond, model.config.encoder.input_size), settings)
     with torch.no_grad():
         return ddim_invert(denoiser, stage_process(model, settings), image.float(), clip_denoised=False, progress=progress)
 
@@ -57,11 +56,13 @@ def edit(
     generator: torch.Generator,
     noise: torch.Tensor | None = None,
     progress=None,
+    total: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(image under `cond`, image under `edited_cond`), both from the same x_T.
 
     `noise` is x_T (e.g. from `invert`, then sampled without clipping, as it was inverted);
-    without it one is drawn from `generator`.
+    without it one is drawn from `generator`. `progress(done, total)` counts both runs' steps
+    (of `total` when the caller counts more work after them).
     """
     settings = ddim_settings(settings)
     if noise is not None:
@@ -70,9 +71,9 @@ def edit(
     if noise is None:
         noise = torch.randn((cond.shape[0], 3, size, size), generator=generator, device=generator.device)
     steps = len(stage_process(model, settings).timestep_map)  # one count over both runs
-    original = sample_stage(model, cond, settings, generator, noise=noise, progress=offset(progress, 0, 2 * steps))
-    edited = sample_stage(model, edited_cond, settings, generator, noise=noise,
-                          progress=offset(progress, steps, 2 * steps))
+    total = total or 2 * steps
+    original = sample_stage(model, cond, settings, generator, noise=noise, progress=offset(progress, 0, total))
+    edited = sample_stage(model, edited_cond, settings, generator, noise=noise, progress=offset(progress, steps, total))
     return original, edited
 
 
@@ -104,38 +105,52 @@ def run_edit(
     model, _, up, _ = load_pair(base, upsampler, base_only, weights_dir)  # `piti sample`'s pairing rule
     kind = model.config.input_kind
     (a,), (b,) = load_conditions(cond_path, kind, 1), load_conditions(edited_path, kind, 1)
-    photo = None
-    if image_path:
-        arr = read_image(Path(image_path))
-        if arr.ndim != 3 or arr.shape[2] < 3:
-            raise InputError(f"{image_path}: the photo must be an RGB image")
-        size = model.config.unet.image_size
-        photo = torch.from_numpy(to_unit(resize_bicubic(arr[..., :3].copy(), size)))[None]
+    photo = photo_input(read_image(Path(image_path)), model, image_path) if image_path else None
     if up is not None:
         up = prepare(up, dev, precision)
     model = prepare(model, dev, precision)
-    cond_a = torch.from_numpy(a.read())[None].to(dev)
-    cond_b = torch.from_numpy(b.read())[None].to(dev)
-    generator = torch.Generator(dev).manual_seed(seed)
-    steps = len(stage_process(model, ddim_settings(settings)).timestep_map)
-    runs = 3 if photo is not None else 2  # (inversion,) original, edited: one progress count
-    noise = invert(model, photo.to(dev), cond_a, settings, offset(progress, 0, runs * steps)) if photo is not None else None
-    sampling = offset(progress, (runs - 2) * steps, runs * steps)
-    images = dict(zip(("original", "edited"), edit(model, cond_a, cond_b, settings, generator, noise, sampling)))
-    if photo is not None:
-        images["reconstruction"] = images.pop("original")  # the photo regenerated from its x_T
-    if up is not None:
-        # The same upsampler noise for every image, so differences come from the 64-px stage only.
-        up_settings = replace(UPSAMPLE_DEFAULTS, sampler="ddim", steps="ddim25")
-        up_noise = torch.randn((1, 3, up.config.unet.image_size, up.config.unet.image_size),
-                               generator=torch.Generator(dev).manual_seed(seed + 1), device=dev)
-        conds = {"original": cond_a, "edited": cond_b, "reconstruction": cond_a}
-        images = {name: sample_stage(up, conds[name], up_settings, generator, quantize_8bit(img).to(next(up.parameters()).dtype),
-                                     noise=up_noise)
-                  for name, img in images.items()}
+    images = edit_pictures(model, up, torch.from_numpy(a.read())[None].to(dev), torch.from_numpy(b.read())[None].to(dev),
+                           photo, settings, seed, progress)
     written = []
     for name, img in images.items():
         path = out / f"{name}.png"
         save_png(to_uint8(img[0]), path)
         written.append(path)
     return written
+
+
+def photo_input(arr, model: PitiModel, name: str) -> torch.Tensor:
+    """A photo (H, W, ≥3) uint8 as the base sees it: PIL-BICUBIC-resized as uint8 to its size,
+    as training pictures are; (1, 3, S, S) in [-1, 1]."""
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise InputError(f"{name}: the photo must be an RGB image")
+    return torch.from_numpy(to_unit(resize_bicubic(arr[..., :3].copy(), model.config.unet.image_size)))[None]
+
+
+def edit_pictures(model: PitiModel, up: PitiModel | None, cond_a: torch.Tensor, cond_b: torch.Tensor,
+                  photo: torch.Tensor | None, settings: StageSettings, seed: int, progress=None) -> dict[str, torch.Tensor]:
+    """{"original" (or "reconstruction" with a photo), "edited"}: (1, 3, S, S) in [-1, 1], S the
+    upsampler's size when there is one. `cond_a` / `cond_b` (1, C, 256, 256) on the models'
+    device; `photo` (1, 3, s, s) at the base's size or None (then x_T is drawn from `seed`)."""
+    dev = cond_a.device
+    generator = torch.Generator(dev).manual_seed(seed)
+    steps = len(stage_process(model, ddim_settings(settings)).timestep_map)
+    runs = 3 if photo is not None else 2  # (inversion,) original, edited
+    # The same upsampler noise for every image, so differences come from the 64-px stage only.
+    up_settings = replace(UPSAMPLE_DEFAULTS, sampler="ddim", steps="ddim25")
+    up_steps = 0 if up is None else len(stage_process(up, up_settings).timestep_map)
+    total = runs * steps + 2 * up_steps  # one progress count over every network step
+    noise = invert(model, photo.to(dev), cond_a, settings, offset(progress, 0, total)) if photo is not None else None
+    sampling = offset(progress, (runs - 2) * steps, total)
+    images = dict(zip(("original", "edited"), edit(model, cond_a, cond_b, settings, generator, noise, sampling, total)))
+    if photo is not None:
+        images["reconstruction"] = images.pop("original")  # the photo regenerated from its x_T
+    if up is None:
+        return images
+    up_noise = torch.randn((1, 3, up.config.unet.image_size, up.config.unet.image_size),
+                           generator=torch.Generator(dev).manual_seed(seed + 1), device=dev)
+    conds = {"original": cond_a, "edited": cond_b, "reconstruction": cond_a}
+    dtype = next(up.parameters()).dtype
+    return {name: sample_stage(up, conds[name], up_settings, generator, quantize_8bit(img).to(dtype), noise=up_noise,
+                               progress=offset(progress, runs * steps + k * up_steps, total))
+            for k, (name, img) in enumerate(images.items())}

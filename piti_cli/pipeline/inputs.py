@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from piti_cli.data.images import resize_nearest_chw
 from piti_cli.data.kinds import get_kind, kind_for_pack
 from piti_cli.data.reader import PackedDataset
 from piti_cli.errors import InputError
@@ -158,7 +157,3 @@ def _pack_rows(path: Path, spec: str, rng: str | None, kind: str, limit: int | N
     dataset.close()
     return [Condition(confined_name(name, f"{path} row {i} (source_ids)"), str(path), kind, i) for name, i in zip(ids, indices)]
 
-
-def fit_to_encoder(array: np.ndarray, size: int) -> np.ndarray:
-    """Resize a 256×256 condition to the encoder's input size (tiny presets use less)."""
-    return resize_nearest_chw(array, size)

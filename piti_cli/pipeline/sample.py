@@ -22,11 +22,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from piti_cli.data.images import condition_picture, make_grid, read_image, resize_nearest, save_png, to_uint8
+from piti_cli.data.images import condition_picture, fit_condition, make_grid, read_image, resize_nearest, save_png, to_uint8
 from piti_cli.distributed import process_group
 from piti_cli.pipeline import provenance, shard
 from piti_cli.pipeline.cascade import StageSettings, sample_cascade, stage_process
-from piti_cli.pipeline.inputs import fit_to_encoder
 from piti_cli.pipeline.models import DEFAULT_BASE, DEFAULT_UPSAMPLER
 from piti_cli.pipeline.noise import RowNoise
 from piti_cli.pipeline.plan import SIDECAR, Picture, Plan, SampleJob, jsonable, make_plan, picture_record
@@ -62,7 +61,7 @@ def sample_batch(base, upsampler, conditions: list[np.ndarray], keys: list[tuple
     n = len(keys)
     padded = conditions + [conditions[0]] * (rows - n)
     all_keys = list(keys) + [("\x00padding", j) for j in range(rows - n)]
-    cond = torch.from_numpy(np.stack([fit_to_encoder(a, size) for a in padded])).to(device)
+    cond = torch.from_numpy(np.stack([fit_condition(a, size) for a in padded])).to(device)
     low, high = sample_cascade(base, upsampler, cond, None, base_settings, up_settings, progress,
                                noise=lambda stage: RowNoise.for_pictures(seed, all_keys, stage), callback=callback)
     return low[:n], None if high is None else high[:n]

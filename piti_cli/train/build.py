@@ -53,14 +53,13 @@ def stream_for_run(cfg: TrainConfig, config: ModelConfig) -> TrainingStream:
     )
 
 
-def auxiliaries(cfg: TrainConfig, config: ModelConfig, device: torch.device, info: DistInfo,
-                perceptual: nn.Module | None) -> tuple[nn.Module | None, Critic | None]:
-    """The upsampler's perceptual loss (`perceptual` if given, else `cfg.perceptual`) and its
-    PatchGAN critic with its own optimizer and generator; (None, None) for a base model."""
+def auxiliaries(cfg: TrainConfig, config: ModelConfig, device: torch.device,
+                info: DistInfo) -> tuple[nn.Module | None, Critic | None]:
+    """The upsampler's perceptual loss (`cfg.perceptual`) and its PatchGAN critic with its own
+    optimizer and generator; (None, None) for a base model."""
     if not config.is_upsampler:
         return None, None
-    if perceptual is None and cfg.perceptual_weight > 0:
-        perceptual = make_perceptual(cfg.perceptual, cfg.perceptual_weights_file)
+    perceptual = make_perceptual(cfg.perceptual, cfg.perceptual_weights_file) if cfg.perceptual_weight > 0 else None
     critic = None
     if cfg.adv_weight > 0:
         with torch.random.fork_rng(devices=[]):

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from piti_cli.data.degrade import degrade_bsr
-from piti_cli.data.images import resize_bicubic, resize_nearest_chw, to_uint8, to_unit
+from piti_cli.data.images import fit_condition, resize_bicubic, to_uint8, to_unit
 from piti_cli.data.kinds import NULL_VALUE
 from piti_cli.data.reader import PackedDataset
 from piti_cli.errors import InputError
@@ -71,13 +71,6 @@ def model_image(picture: np.ndarray, size: int) -> torch.Tensor:
     """Stored uint8 (H, W, 3) picture → (3, size, size) in [-1, 1]: PIL BICUBIC on the uint8
     picture, which stays uint8, then normalised (the official loader's 64-px target)."""
     return torch.from_numpy(to_unit(resize_bicubic(np.ascontiguousarray(picture), size)))
-
-
-def model_condition(cond: torch.Tensor, size: int) -> torch.Tensor:
-    """(C, H, W) condition → (C, size, size), PIL nearest (values kept exactly)."""
-    if cond.shape[-1] == size and cond.shape[-2] == size:
-        return cond
-    return torch.from_numpy(resize_nearest_chw(cond.numpy(), size))
 
 
 class TrainingStream(torch.utils.data.Dataset):
@@ -167,7 +160,7 @@ class TrainingStream(torch.utils.data.Dataset):
                 f"{self.pack.path}: {self.kind} conditions have {cond.shape[0]} channels, "
                 f"the model's encoder takes {self.condition_channels}"
             )
-        cond = model_condition(cond, self.condition_size)
+        cond = fit_condition(cond, self.condition_size)
         return torch.full_like(cond, NULL_VALUE) if drop else cond
 
     def _window(self, hi: torch.Tensor, raw: np.ndarray, rng: np.random.Generator):

@@ -55,8 +55,7 @@ class Trainer:
     """One run in one process. Build it with `Trainer.from_run_dir`, which decides whether the
     run starts or continues; `state` is the training checkpoint to continue from."""
 
-    def __init__(self, cfg: TrainConfig, info: DistInfo, device: torch.device, *, state: dict | None = None,
-                 perceptual: nn.Module | None = None):
+    def __init__(self, cfg: TrainConfig, info: DistInfo, device: torch.device, *, state: dict | None = None):
         self.cfg, self.info, self.device = cfg, info, device
         self.run_dir = Path(cfg.run_dir)
         torch.manual_seed(cfg.seed * 1000 + info.rank)
@@ -77,14 +76,14 @@ class Trainer:
         self.local_batch = cfg.per_rank_batch(info.world_size)
         self.micro = cfg.microbatch_size(info.world_size)
         self.stream = build.stream_for_run(cfg, self.config)
-        self.perceptual, self.critic = build.auxiliaries(cfg, self.config, device, info, perceptual)
+        self.perceptual, self.critic = build.auxiliaries(cfg, self.config, device, info)
         self.step = 0
         if state is not None:
             self._load(state)
 
     @classmethod
     def from_run_dir(cls, options: TrainConfig, info: DistInfo, device: torch.device, *, resume: bool = False,
-                     given: Iterable[str] | None = None, perceptual: nn.Module | None = None) -> "Trainer":
+                     given: Iterable[str] | None = None) -> "Trainer":
         """Start the run in `options.run_dir`, or continue it: the one place resuming is decided.
 
         Without `resume` the folder must hold no checkpoint, and `options` is the run's config.
@@ -112,7 +111,7 @@ class Trainer:
         state = load_state(ckpt) if (resume and ckpt is not None) else None
         if not cfg.data or (state is None and not cfg.init):  # a continued run has its model
             raise InputError(f"missing --{'data' if not cfg.data else 'init'}")
-        trainer = cls(cfg, info, device, state=state, perceptual=perceptual)
+        trainer = cls(cfg, info, device, state=state)
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(saved)
@@ -275,10 +274,10 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, given: Iterable[str] | None = None,
-          progress: Progress = None, perceptual: nn.Module | None = None) -> TrainResult:
+          progress: Progress = None) -> TrainResult:
     """Train (or resume) one run; call it in every process of a torchrun job. On resume,
     `given` names the fields of `cfg` that replace the run's config.json (None = all of them;
     see `Trainer.from_run_dir`)."""
     with process_group(cfg.device) as (info, device):
-        trainer = Trainer.from_run_dir(cfg, info, device, resume=resume, given=given, perceptual=perceptual)
+        trainer = Trainer.from_run_dir(cfg, info, device, resume=resume, given=given)
         return trainer.run(progress if info.is_main else None)

@@ -128,3 +128,19 @@ def test_depth_normal_files_resize_as_pil(tmp_path):
 
 def test_every_kind_has_a_reader_for_its_channels(tmp_path):
     assert {k: v.channels for k, v in KINDS.items()} == {"mask": 3, "sketch": 1, "depth-normal": 6}
+
+
+def test_fit_condition_is_pil_nearest_per_channel_for_arrays_and_tensors():
+    from piti_cli.data.images import fit_condition
+
+    rng = np.random.default_rng(0)
+    cond = rng.uniform(-1, 1, (3, 256, 256)).astype(np.float32)
+    want = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((32, 32), Image.NEAREST)) for c in cond])
+    assert np.array_equal(fit_condition(cond, 32), want)
+    batch = torch.from_numpy(np.stack([cond, -cond])).to(torch.bfloat16)
+    out = fit_condition(batch, 32)
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 3, 32, 32)
+    source = batch[1].float().numpy()  # nearest picks values: the bf16 ones, exactly
+    picked = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((32, 32), Image.NEAREST)) for c in source])
+    assert np.array_equal(out[1].float().numpy(), picked)
+    assert fit_condition(cond, 256) is cond  # already fits: untouched

@@ -226,3 +226,32 @@ def test_one_ranks_bad_input_stops_every_rank_with_one_message(tiny_mask_models,
     assert outcomes[0] == {"error": "PitiError", "message": f"rank 1: {tmp_path / 'missing'}: no such file or folder"}
     assert outcomes[1]["error"] == "ShardStopped"
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.png"))
+
+
+@pytest.mark.slow
+def test_torchrun_as_users_launch_it_matches_one_process_with_one_thread(tmp_path):
+    """The README's promise, exactly as it states it: `torchrun --nproc-per-node 2 -m piti_cli
+    sample` (torchrun's own launch, one thread per process) writes the bytes a one-process run
+    writes with OMP_NUM_THREADS=1."""
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not on PATH")
+    examples = Path(__file__).resolve().parents[2] / "examples" / "mask"
+    args = ["sample", "--cond", str(examples), "--limit", "3", "--steps", "3", "--upsample-steps", "2",
+            "--precision", "fp32", "--device", "cpu", "--seed", "4"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-m", "piti_cli", *args, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", str(_free_port()), "-m", "piti_cli",
+                          *args, "--out", str(tmp_path / "two")], env=dict(os.environ), capture_output=True,
+                         text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "one").glob("*.png"))
+    assert len(names) == 3 and names == sorted(p.name for p in (tmp_path / "two").glob("*.png"))
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name

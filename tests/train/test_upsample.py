@@ -2,21 +2,22 @@
 
 import torch
 
-from piti_cli.train import aux_losses
+from piti_cli.train import aux_losses, build
 from piti_cli.train.loop import train
 from piti_cli.train.state import initial_model, load_state
 from tests.train.conftest import base_config
 
 
-def test_upsampler_step_updates_generator_and_discriminator(scenes_pack, glide_upsample, tmp_path):
+def test_upsampler_step_updates_generator_and_discriminator(scenes_pack, glide_upsample, tmp_path, monkeypatch):
     perceptual = aux_losses.VGGPerceptual(aux_losses.vgg19_conv22(pretrained=False))
+    monkeypatch.setattr(build, "make_perceptual", lambda *_: perceptual)  # random VGG: no weights file needed
     cfg = base_config(scenes_pack, glide_upsample, tmp_path / "up", preset="glide-upsample-tiny", upsampler=True,
                       batch_size=2, max_steps=1, aux_start=0, uncond_p=0.0, timestep_sampler="uniform")
     init, _ = initial_model(str(glide_upsample), preset="glide-upsample-tiny", input_kind="mask", glide=None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 17)
         disc0 = aux_losses.PatchDiscriminator().state_dict()
-    result = train(cfg, perceptual=perceptual)
+    result = train(cfg)
     assert {"perceptual", "adv", "d_loss"} <= set(result.last_metrics)
     assert result.last_metrics["perceptual"] > 0
     st = load_state(result.checkpoint)
