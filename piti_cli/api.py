@@ -142,11 +142,12 @@ class PitiPipeline:
 
     def edit(self, condition: ConditionLike, edited: ConditionLike, *, photo: ConditionLike | None = None,
              seed: int = 0, guidance_scale: float = 1.0, normalized: bool = False,
-             num_inference_steps: int | str = "ddim50", callback: Callback | None = None,
+             num_inference_steps: int | str = "ddim50", keep_rest: bool = True, callback: Callback | None = None,
              cancel: Callable[[], bool] | None = None) -> dict[str, Image.Image]:
         """`piti edit`: {"original" (with a `photo`: "reconstruction"), "edited"} as PIL images,
         both sampled with deterministic DDIM from one x_T (from `seed`, or the DDIM inversion of
-        `photo` under `condition`), so what the edit did not touch stays."""
+        `photo` under `condition`); with `keep_rest` (`piti edit`'s default) the picture outside
+        the changed part of the condition stays exactly (blended DDIM)."""
         settings = StageSettings(sampler="ddim", steps=str(num_inference_steps), guidance=guidance_scale,
                                  normalized=normalized)
         (_, a), (_, b) = self._read([condition, edited], check_names=False)
@@ -161,7 +162,7 @@ class PitiPipeline:
             if cancel is not None and cancel():
                 raise Cancelled("editing cancelled")
         pictures = edit_pictures(self.base, self.upsampler, as_input(a), as_input(b), picture, settings, seed,
-                                 progress if callback is not None or cancel is not None else None)
+                                 progress if callback is not None or cancel is not None else None, keep_rest)
         return {name: _pil(p[0]) for name, p in pictures.items()}
 
     def stage_steps(self, **settings) -> dict[str, int]:

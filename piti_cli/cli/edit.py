@@ -27,14 +27,16 @@ def edit(
     guidance: float = typer.Option(1.0, "--guidance", "-g", callback=number(0.0), help="Official scale s (1 = none). Inversion is most faithful at 1."),
     normalized: bool = flag(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed for x_T when no --image is given."),
+    keep_rest: bool = flag(True, "--keep-rest/--no-keep-rest", help="Keep the picture outside the edited part of the condition exactly (blended DDIM, both stages). --no-keep-rest: the paper's two free DDIM runs from one x_T, where the rest changes a little too."),
     device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
     precision: SamplePrecision = typer.Option("auto", "--precision", help="auto (bf16 where native, else fp32) | fp32 (the faithful path) | bf16 | fp16 (CUDA)."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where registry ids are looked up."),
 ) -> None:
     """Edit an image by editing its condition (paper appendix).
 
-    Both conditions are sampled with deterministic DDIM from the same x_T, so regions whose
-    condition did not change keep their content. With --image, x_T is the DDIM inversion of
+    Both conditions are sampled with deterministic DDIM from the same x_T; by default the edited
+    run takes the original's state outside the changed part of the condition after every step,
+    so the rest of the picture stays exactly (--no-keep-rest: the paper's two free runs). With --image, x_T is the DDIM inversion of
     a real photo under --cond, and reconstruction.png shows how well it is regenerated.
     """
     from piti_cli.pipeline.cascade import StageSettings
@@ -44,5 +46,5 @@ def edit(
 
     with progress_bar("editing") as update:
         written = run_edit(cond, edited, out, base, upsampler, image, settings, seed, device, precision, weights_dir, update,
-                           base_only=base_only)
+                           base_only=base_only, keep_rest=keep_rest)
     console.print("wrote " + ", ".join(str(p) for p in written))

@@ -14,6 +14,7 @@ import torch
 
 from piti_cli.data.images import fit_condition, read_image, resize_bicubic, save_png, to_uint8, to_unit
 from piti_cli.diffusion.samplers import ddim_invert
+from piti_cli.diffusion.steps import ddim_step
 from piti_cli.errors import InputError
 from piti_cli.models.piti import PitiModel
 from piti_cli.pipeline.cascade import (
@@ -57,24 +58,62 @@ def edit(
     noise: torch.Tensor | None = None,
     progress=None,
     total: int | None = None,
+    keep: torch.Tensor | None = None,
+    low_res: tuple[torch.Tensor, torch.Tensor] | None = None,
+    clip: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image under `cond`, image under `edited_cond`), both from the same x_T.
+    """(image under `cond`, image under `edited_cond`), both by deterministic DDIM from one x_T.
 
-    `noise` is x_T (e.g. from `invert`, then sampled without clipping, as it was inverted);
-    without it one is drawn from `generator`. `progress(done, total)` counts both runs' steps
-    (of `total` when the caller counts more work after them).
+    `noise` is x_T (e.g. from `invert`, then sampled without clipping, as it was inverted,
+    unless `clip` says otherwise); without it one is drawn from `generator`. `progress(done,
+    total)` counts both runs' steps (of `total` when the caller counts more work after them).
+    `low_res` is the upsampler's (original, edited) 64-px input pair.
+
+    Without `keep` this is the paper's edit: two independent runs from one x_T, so whatever the
+    edit does not reach keeps its content only as far as the network's reading of the whole
+    condition allows. With `keep` (B, 1, S, S), 1 where the picture must stay, the edited run
+    takes the original run's state there after every step (blended DDIM): the two runs go in
+    lock step, the original one is unchanged, and the edited picture equals it wherever
+    `keep` is 1.
     """
     settings = ddim_settings(settings)
-    if noise is not None:
-        settings = replace(settings, clip_denoised=False)
+    if clip is None:
+        clip = noise is None
+    settings = replace(settings, clip_denoised=clip)
     size = model.config.unet.image_size
     if noise is None:
         noise = torch.randn((cond.shape[0], 3, size, size), generator=generator, device=generator.device)
-    steps = len(stage_process(model, settings).timestep_map)  # one count over both runs
+    process = stage_process(model, settings)
+    steps = process.num_timesteps  # one count over both runs
     total = total or 2 * steps
-    original = sample_stage(model, cond, settings, generator, noise=noise, progress=offset(progress, 0, total))
-    edited = sample_stage(model, edited_cond, settings, generator, noise=noise, progress=offset(progress, steps, total))
-    return original, edited
+    low_a, low_b = low_res if low_res is not None else (None, None)
+    if keep is None:
+        original = sample_stage(model, cond, settings, generator, low_a, offset(progress, 0, total), noise)
+        edited = sample_stage(model, edited_cond, settings, generator, low_b, offset(progress, steps, total), noise)
+        return original, edited
+    enc = model.config.encoder.input_size
+    den_a = make_denoiser(model, fit_condition(cond, enc), settings, low_a)
+    den_b = make_denoiser(model, fit_condition(edited_cond, enc), settings, low_b)
+    keep = keep.to(noise.dtype)
+    xa = xb = noise * settings.init_scale if settings.init_scale != 1.0 else noise  # as the samplers start
+    with torch.no_grad():
+        for k, i in enumerate(range(steps - 1, -1, -1)):
+            xa = ddim_step(den_a, process, xa, i, eta=0.0, clip_denoised=settings.clip_denoised).x
+            xb = ddim_step(den_b, process, xb, i, eta=0.0, clip_denoised=settings.clip_denoised).x
+            xb = keep * xa + (1 - keep) * xb
+            if progress is not None:
+                progress(2 * (k + 1), total)
+    return xa, xb
+
+
+def changed_region(cond: torch.Tensor, edited_cond: torch.Tensor, size: int, grow: int = 1) -> torch.Tensor:
+    """(B, 1, size, size): 1 on every pixel of a size² picture whose block of the 256² conditions
+    differs in any channel, grown by `grow` pixels (room to blend at the seam)."""
+    diff = (cond != edited_cond).any(dim=1, keepdim=True).float()
+    region = torch.nn.functional.adaptive_max_pool2d(diff, size)
+    if grow:
+        region = torch.nn.functional.max_pool2d(region, 2 * grow + 1, stride=1, padding=grow)
+    return region
 
 
 def run_edit(
@@ -91,6 +130,7 @@ def run_edit(
     weights_dir: str | None = None,
     progress=None,
     base_only: bool = False,
+    keep_rest: bool = True,
 ) -> list:
     """Write original.png and edited.png (256 px with an upsampler, else 64 px) into `out`.
 
@@ -110,7 +150,7 @@ def run_edit(
         up = prepare(up, dev, precision)
     model = prepare(model, dev, precision)
     images = edit_pictures(model, up, torch.from_numpy(a.read())[None].to(dev), torch.from_numpy(b.read())[None].to(dev),
-                           photo, settings, seed, progress)
+                           photo, settings, seed, progress, keep_rest)
     written = []
     for name, img in images.items():
         path = out / f"{name}.png"
@@ -128,10 +168,13 @@ def photo_input(arr, model: PitiModel, name: str) -> torch.Tensor:
 
 
 def edit_pictures(model: PitiModel, up: PitiModel | None, cond_a: torch.Tensor, cond_b: torch.Tensor,
-                  photo: torch.Tensor | None, settings: StageSettings, seed: int, progress=None) -> dict[str, torch.Tensor]:
+                  photo: torch.Tensor | None, settings: StageSettings, seed: int, progress=None,
+                  keep_rest: bool = True) -> dict[str, torch.Tensor]:
     """{"original" (or "reconstruction" with a photo), "edited"}: (1, 3, S, S) in [-1, 1], S the
     upsampler's size when there is one. `cond_a` / `cond_b` (1, C, 256, 256) on the models'
-    device; `photo` (1, 3, s, s) at the base's size or None (then x_T is drawn from `seed`)."""
+    device; `photo` (1, 3, s, s) at the base's size or None (then x_T is drawn from `seed`).
+    `keep_rest`: blended DDIM in both stages (`edit`'s `keep`: outside the conditions' changed
+    region the edited picture is the original); False: the paper's two free runs."""
     dev = cond_a.device
     generator = torch.Generator(dev).manual_seed(seed)
     steps = len(stage_process(model, ddim_settings(settings)).timestep_map)
@@ -142,15 +185,19 @@ def edit_pictures(model: PitiModel, up: PitiModel | None, cond_a: torch.Tensor, 
     total = runs * steps + 2 * up_steps  # one progress count over every network step
     noise = invert(model, photo.to(dev), cond_a, settings, offset(progress, 0, total)) if photo is not None else None
     sampling = offset(progress, (runs - 2) * steps, total)
-    images = dict(zip(("original", "edited"), edit(model, cond_a, cond_b, settings, generator, noise, sampling, total)))
+    keep = (1 - changed_region(cond_a, cond_b, model.config.unet.image_size)) if keep_rest else None
+    images = dict(zip(("original", "edited"),
+                      edit(model, cond_a, cond_b, settings, generator, noise, sampling, total, keep)))
     if photo is not None:
         images["reconstruction"] = images.pop("original")  # the photo regenerated from its x_T
     if up is None:
         return images
     up_noise = torch.randn((1, 3, up.config.unet.image_size, up.config.unet.image_size),
                            generator=torch.Generator(dev).manual_seed(seed + 1), device=dev)
-    conds = {"original": cond_a, "edited": cond_b, "reconstruction": cond_a}
     dtype = next(up.parameters()).dtype
-    return {name: sample_stage(up, conds[name], up_settings, generator, quantize_8bit(img).to(dtype), noise=up_noise,
-                               progress=offset(progress, runs * steps + k * up_steps, total))
-            for k, (name, img) in enumerate(images.items())}
+    first = "reconstruction" if photo is not None else "original"
+    lows = (quantize_8bit(images[first]).to(dtype), quantize_8bit(images["edited"]).to(dtype))
+    up_keep = (1 - changed_region(cond_a, cond_b, up.config.unet.image_size, grow=4)) if keep_rest else None
+    high = edit(up, cond_a, cond_b, up_settings, generator, up_noise, offset(progress, runs * steps, total),
+                total, up_keep, lows, clip=True)
+    return {first: high[0], "edited": high[1]}

@@ -43,3 +43,24 @@ def test_edit_holds_the_noise_fixed(tiny_mask_models):
     direct = sample_stage(model, cond, StageSettings(sampler="ddim", steps="8", guidance=1.5, clip_denoised=False),
                           torch.Generator().manual_seed(99), noise=noise.clone())
     assert torch.allclose(original, direct)
+
+
+def test_blended_edit_keeps_the_rest_exactly_and_changes_the_region(tiny_mask_models):
+    from piti_cli.pipeline.edit import changed_region
+
+    model, _ = load_model(tiny_mask_models[0])
+    g = torch.Generator().manual_seed(2)
+    cond = torch.rand(1, 3, 256, 256, generator=g) * 2 - 1
+    edited = cond.clone()
+    edited[..., 96:160, 96:160] = -cond[..., 96:160, 96:160]
+    settings = StageSettings(sampler="ddim", steps="8", guidance=1.5)
+    noise = torch.randn(1, 3, 64, 64, generator=g)
+    region = changed_region(cond, edited, 64)  # the 16² block of 4-px cells, grown by one pixel
+    assert region.sum() == 18 * 18 and region[0, 0, 23:41, 23:41].all()
+    free_original, free_edited = edit(model, cond, edited, settings, g, noise=noise.clone(), clip=True)
+    original, changed = edit(model, cond, edited, settings, g, noise=noise.clone(), keep=1 - region, clip=True)
+    assert torch.equal(original, free_original)  # the original run is the plain one
+    outside = region.expand_as(original) == 0
+    assert torch.equal(changed[outside], original[outside])  # the rest, exactly
+    assert not torch.equal(changed[~outside], original[~outside])
+    assert not torch.equal(free_edited[outside], original[outside])  # the paper's free runs drift there
