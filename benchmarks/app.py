@@ -67,7 +67,7 @@ def main() -> None:
                        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         command = time.perf_counter() - start
     print(f"piti app → served page: {to_page:.1f} s")
-    print(f"Generate → first picture (demo, README settings, model loaded on first use): {first:.1f} s")
+    print(f"Generate → first picture (demo, README settings; the pair loads before the page is served): {first:.1f} s")
     print(f"piti sample, one picture, same settings (whole command): {command:.1f} s")
     print(f"ratio app first picture / command: {first / command:.2f} (target ≤ 1)")
 

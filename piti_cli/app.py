@@ -27,7 +27,7 @@ from piti_cli.data.scenes import COCO_IDS
 BRUSH_CLASSES = tuple(dict.fromkeys(list(COCO_IDS) + list(range(182))))
 SKETCH_BRUSHES = {"edge (white)": (255, 255, 255), "erase (black)": (0, 0, 0)}
 MIN_AREA = 16  # pixels of a palette colour that make it one of the mask's classes (not an anti-aliased edge)
-PREVIEW_EVERY = 0.5  # seconds between previews sent to the page
+PREVIEW_EVERY = 1.0  # seconds between previews sent to the page
 
 
 def class_colour(coco_id: int) -> tuple[int, int, int]:
@@ -151,6 +151,8 @@ def build_app(out_dir: Path, base: str | None = None, upsampler: str | None = No
                 models[key] = PitiPipeline.from_pretrained(key[0], key[1], device=device, precision=precision,
                                                            weights_dir=weights_dir)
             return models[key]
+
+    pipeline("", "")  # the first pair loads now: the first Generate only samples, a bad --base fails here
 
     def fail(err: BaseException):
         if isinstance(err, PitiError):
