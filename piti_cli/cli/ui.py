@@ -58,7 +58,7 @@ ProgressFn = Callable[..., None]
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None = None) -> Iterator[ProgressFn]:
+def progress_bar(description: str, total: int | None = None, unit: str = "") -> Iterator[ProgressFn]:
     """Yield `update(done, total=None, **fields)`; renders a bar on a TTY, log lines otherwise.
 
     Extra keyword fields (loss=..., it_s=...) are shown after the bar. Two are special:
@@ -94,7 +94,7 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
 
             yield update
     else:
-        yield LogLines(description, total).update
+        yield LogLines(description, total, unit=unit).update
 
 
 class LogLines:
@@ -103,8 +103,9 @@ class LogLines:
     done/total, the rate (it/s, or s/it below one per second) and the time left."""
 
     def __init__(self, description: str, total: int | None, every: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None):
-        self.description, self.total, self.every, self.clock = description, total, every, clock
+                 clock: Callable[[], float] = time.monotonic, write: Callable[[str], None] | None = None,
+                 unit: str = ""):
+        self.description, self.total, self.every, self.clock, self.unit = description, total, every, clock, unit
         self.write = write or (lambda line: print(line, file=sys.stderr, flush=True))
         self.shown: tuple | None = None  # (done, label) of the last line
         self.at = -float("inf")
@@ -128,9 +129,14 @@ class LogLines:
         rate = (done - first) / seconds if seconds > 0 and done > first else None
         eta = special["eta"] if "eta" in special else (
             (tot - done) / rate if rate and tot is not None else (0.0 if last else None))
-        parts = [f"{int(done)}/{tot if tot is not None else '?'} done"]
-        if rate:
-            parts.append(_rate(rate))
+        if self.unit == "B":  # bytes: MB and MB/s
+            parts = [f"{done / 1e6:.1f}/{tot / 1e6 if tot else 0:.1f} MB" if tot else f"{done / 1e6:.1f} MB"]
+            if rate:
+                parts.append(f"{rate / 1e6:.1f} MB/s")
+        else:
+            parts = [f"{int(done)}/{tot if tot is not None else '?'} done"]
+            if rate:
+                parts.append(_rate(rate))
         if not last:
             parts.append(f"{_clock(eta)} left")
         line = f"{label}: {', '.join(parts)}"

@@ -70,7 +70,7 @@ def verify_weights(
     entries = [get_entry(i) for i in ids] if ids else [e for e in load_manifest().values() if locate(e, weights_dir)]
     bad = 0
     for entry in entries:
-        with progress_bar(f"hashing {entry.id}") as update:
+        with progress_bar(f"hashing {entry.id}", unit="B") as update:
             result = verify(entry, weights_dir, update)
         status, problem = result.status, None
         if status == "unverified" and entry.kind == "checkpoint" and entry.preset:
@@ -104,7 +104,7 @@ def fetch_weights(
 
     for entry_id in ids:
         entry = get_entry(entry_id)
-        with progress_bar(f"fetching {entry.id}") as update:
+        with progress_bar(f"fetching {entry.id}", unit="B") as update:
             path = fetch(entry, weights_dir, update)
         console.print(f"{entry.id}: {path}")
 
@@ -119,7 +119,7 @@ def hash_file(paths: List[Path] = typer.Argument(..., metavar="FILE", help="File
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     for path in paths:
-        with progress_bar(f"hashing {path.name}") as update:
+        with progress_bar(f"hashing {path.name}", unit="B") as update:
             digest = sha256_file(path, update, cached=False)
         typer.echo(sha256sum_line(digest, str(path)))
 

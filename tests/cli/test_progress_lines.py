@@ -35,3 +35,12 @@ def test_training_fields_read_as_rates():
     lines = run([(0, 0, {"loss": 0.5, "it_s": 0.25}), (6, 4, {"loss": 0.25, "it_s": 2.0})], total=8)
     assert lines[0] == "sampling: 0/8 done, -:--:-- left  loss=0.5  4.00 s/it"
     assert lines[1].endswith("loss=0.25  2.00 it/s")
+
+
+def test_bytes_read_as_megabytes():
+    lines, now = [], [0.0]
+    log = LogLines("hashing", 4_000_000, clock=lambda: now[0], write=lines.append, unit="B")
+    log.update(0)
+    now[0] = 2.0
+    log.update(4_000_000)
+    assert lines == ["hashing: 0.0/4.0 MB, -:--:-- left", "hashing: 4.0/4.0 MB, 2.0 MB/s"]

@@ -4,6 +4,7 @@ by the core (exit 1), with one line naming the option, no traceback, nothing wri
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from tests.reliability.conftest import check_refused, invoke, nothing_finished
 
+EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples" / "mask")
 SAMPLE = ["sample", "--base-only"]
 EDIT = ["edit", "--edited", "e.png"]
 FINETUNE = ["finetune"]
@@ -65,9 +67,9 @@ CASES = [
     (UPSAMPLE, ["--perceptual", "alex"], "--perceptual"),
     (UPSAMPLE, ["--adv-weight", "inf"], "--adv-weight"),
     (UPSAMPLE, ["--crop-size", "-1"], "--crop-size"),
-    (["eval", "fid", "gen", "--ref", "ref"], ["--features", "dino"], "--features"),
-    (["eval", "fid", "gen", "--ref", "ref"], ["--max-fid", "nan"], "--max-fid"),
-    (["eval", "fid", "gen", "--ref", "ref"], ["--device", "mps"], "--device"),
+    (["eval", "fid", EXAMPLES, "--ref", EXAMPLES], ["--features", "dino"], "--features"),  # paths must exist
+    (["eval", "fid", EXAMPLES, "--ref", EXAMPLES], ["--max-fid", "nan"], "--max-fid"),
+    (["eval", "fid", EXAMPLES, "--ref", EXAMPLES], ["--device", "mps"], "--device"),
     (["eval", "lpips", "folder"], ["--net", "squeeze"], "--net"),
     (["prep", "masks", "labels", "out"], ["--dataset", "cityscapes"], "--dataset"),
     (["prep", "hed", "src", "out"], ["--backend", "canny"], "--backend"),
