@@ -215,3 +215,22 @@ def test_in_a_browser_upload_generate_and_see_a_picture(served, tmp_path):
             browser.save_screenshot(shot)
     finally:
         browser.quit()
+
+
+def test_two_tabs_queue_and_both_get_their_pictures(served):
+    """One job runs at a time; a second session's job waits in the queue instead of failing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    url, _ = served
+
+    def tab(seed):
+        client = Client(url, verbose=False)
+        return client.predict(editor_value(EXAMPLE), "", "", 3.0, False, "ddim", STEPS, False, 300, seed, 1,
+                              api_name="/generate")
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(tab, (1, 2))
+    assert first[0].startswith("done: 1 picture") and second[0].startswith("done: 1 picture")
+    assert Path(first[3][0]).read_bytes() != Path(second[3][0]).read_bytes()  # each tab its own seed
