@@ -48,7 +48,7 @@ def _extractors(features, device, inception_weights, clip_weights, weights_dir):
 
 
 def fid(
-    gen: Path = typer.Argument(..., exists=True, help="Generated images: a folder or an HDF5 pack."),
+    gen: Path = typer.Argument(..., metavar="GEN", exists=True, help="Generated images: a folder or an HDF5 pack."),
     ref: Path = typer.Option(..., "--ref", exists=True, help="Reference: a folder, an HDF5 pack, or a .npz from `piti eval stats`."),
     features: Features = _FEATURES,
     num: Optional[int] = _NUM,
@@ -116,7 +116,7 @@ def fid(
 
 
 def stats(
-    source: Path = typer.Argument(..., exists=True, help="Reference images: a folder or an HDF5 pack."),
+    source: Path = typer.Argument(..., metavar="SOURCE", exists=True, help="Reference images: a folder or an HDF5 pack."),
     out: Path = typer.Option(..., "--out", help="Statistics file to write (.npz)."),
     features: Features = _FEATURES,
     num: Optional[int] = _NUM,
@@ -145,7 +145,7 @@ def stats(
 
 
 def lpips_cmd(
-    folder: Path = typer.Argument(..., exists=True, help="Samples: one sub-folder per condition, or files COND_k.png."),
+    folder: Path = typer.Argument(..., metavar="FOLDER", exists=True, help="Samples: one sub-folder per condition, or files COND_k.png."),
     net: LpipsNet = typer.Option("alex", "--net", help="LPIPS backbone: alex or vgg."),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="torchvision alexnet/vgg16 state dict (.pth)."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="At most this many pairs per condition."),

