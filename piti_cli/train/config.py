@@ -26,6 +26,9 @@ STAGES = ("encoder", "joint", "pretrain")
 DEFAULT_LR = {"encoder": 3.5e-5, "joint": 3e-5, "pretrain": 1e-4}
 PERCEPTUAL = ("vgg", "lpips", "none")
 DEGRADATIONS = ("bsr", "bicubic")
+# fields that only an upsampler run uses: a base run's config.json leaves them out
+UPSAMPLER_ONLY = ("perceptual", "perceptual_weight", "perceptual_weights_file", "adv_weight", "aux_start", "disc_lr",
+                  "degrade_l0_mode", "degradation", "crop_size")
 
 
 @dataclass
@@ -122,8 +125,18 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    def record(self) -> dict[str, Any]:
+        """What the run used, for `config.json`: the learning rate resolved (the stage's default
+        when none was given) and, for a base model, no upsampler-only field."""
+        data = self.to_dict()
+        data["lr"] = self.learning_rate
+        if not self.upsampler:
+            for key in UPSAMPLER_ONLY:
+                data.pop(key)
+        return data
+
     def save(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.record(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":

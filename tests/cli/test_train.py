@@ -30,7 +30,8 @@ def test_finetune_resume_and_export_from_the_cli(tmp_path, scenes_pack, glide_ba
     first = piti("finetune", *common, "--max-steps", "2")
     assert first.returncode == 0, first.stderr
     config = json.loads((run / "config.json").read_text())
-    assert config["stage"] == "encoder" and config["input_kind"] is None and config["lr"] is None
+    assert config["stage"] == "encoder" and config["input_kind"] is None and config["lr"] == 3.5e-5  # resolved
+    assert "adv_weight" not in config  # a base run records no upsampler-only field
     assert Image.open(run / "samples" / "step_0000002.png").size == (4 * 64, 3 * 64)
     again = piti("finetune", *common, "--max-steps", "3")
     assert again.returncode == 1 and "--resume" in again.stderr and "Traceback" not in again.stderr
