@@ -76,9 +76,15 @@ def flag(default: bool, *decls: str, help: str, **kw) -> typer.models.OptionInfo
 
 
 def respacing(value: Optional[str]) -> Optional[str]:
-    """--steps / --upsample-steps / --sample-steps: every count in it at least 1
-    (`0`, `ddim0`, `10,0` would leave the sampler no step); the rest is checked by the core."""
-    if value is not None and any(int(n) < 1 for n in re.findall(r"\d+", value)):
+    """--steps / --upsample-steps / --sample-steps: one of the respacing forms (`250`, `ddim50`,
+    `fast27`, `10,10,3`) with every count at least 1 (`0`, `ddim0`, `10,0` would leave the
+    sampler no step). What depends on the model (a DDIM count its steps cannot stride to) is
+    the core's to say."""
+    if value is None:
+        return value
+    if not re.fullmatch(r"\s*(ddim\d+|fast27|\d+(\s*,\s*\d+)*)\s*", value):
+        raise typer.BadParameter(f"{value!r}: expected a step count or respacing such as 250, ddim50, fast27 or 10,10,3")
+    if any(int(n) < 1 for n in re.findall(r"\d+", value.replace("fast27", ""))):
         raise typer.BadParameter(f"{value!r}: every step count must be at least 1")
     return value
 

@@ -71,7 +71,7 @@ def test_bad_inputs_write_nothing(tmp_path, tiny_mask_models):
     result = piti("sample", "--cond", str(folder / "a.png"), "--base", str(base), "--upsampler", str(base), "--out", str(tmp_path / "o"))
     assert result.returncode == 1 and "expected the upsampler" in result.stderr
     result = piti("sample", "--cond", str(folder / "a.png"), "--base", str(base), "--base-only", "--steps", "abc", "--out", str(tmp_path / "o"))
-    assert result.returncode == 1 and "--steps abc" in result.stderr
+    assert result.returncode == 2 and "'--steps'" in result.stderr and "abc" in result.stderr  # a value wrong on its own
 
 
 def test_edit_from_the_cli(tmp_path, tiny_mask_models, reference_dir):
