@@ -173,19 +173,17 @@ def build_app(out_dir: Path, base: str | None = None, upsampler: str | None = No
     def upload(path, as_photo: bool, base_spec: str, up_spec: str):
         if not path:
             return gr.skip()
-        try:
-            pipe = pipeline(base_spec, up_spec)
+
+        def load() -> np.ndarray:
             if as_photo:
-                picture = np.asarray(sketch_from_photo(path, device=device))
-            else:
-                read_condition(path, pipe.input_kind)  # the reader's checks: a bad upload says why
-                picture = np.asarray(Image.open(path).convert("RGB").resize((256, 256), Image.NEAREST))
-        except Exception as err:  # noqa: BLE001 - shown in the page
-            raise fail(err) from None
+                return np.asarray(sketch_from_photo(path, device=device))
+            read_condition(path, pipeline(base_spec, up_spec).input_kind)  # the reader's checks: a bad upload says why
+            return np.asarray(Image.open(path).convert("RGB").resize((256, 256), Image.NEAREST))
+        picture = checked(load)
         rgb = np.repeat(picture[..., None], 3, -1) if picture.ndim == 2 else picture
         return {"background": rgb, "layers": [], "composite": rgb}
 
-    def set_brush(coco_id, kind_hint):
+    def set_brush(coco_id):
         colours = [hex_colour(class_colour(int(coco_id)))] + [hex_colour(class_colour(i)) for i in COCO_IDS]
         return gr.update(brush=gr.Brush(colors=list(dict.fromkeys(colours)), default_color=colours[0],
                                         color_mode="fixed"))
@@ -198,67 +196,68 @@ def build_app(out_dir: Path, base: str | None = None, upsampler: str | None = No
             paths.append(str(save_png(np.asarray(picture), folder / name, png_chunks(record))))
         return paths
 
-    def generate(editor, base_spec, up_spec, guidance, normalized, sampler, steps, fast, start, seed, count):
+    def checked(work):
+        """`work()`; a failure becomes the page's message (a bug says so)."""
         try:
-            pipe = pipeline(base_spec, up_spec)
-            cond = condition_of(editor, pipe)
-            settings = dict(guidance_scale=float(guidance), normalized=bool(normalized), sampler=sampler,
-                            num_inference_steps=str(steps), fast=bool(fast),
-                            upsample_start=int(start) if start else None)
-            totals = pipe.stage_steps(**settings)  # bad settings fail here, before the job
+            return work()
         except gr.Error:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - shown in the page
             raise fail(err) from None
+
+    def follow(run):
+        """`stream(run)`: a failed job becomes the page's message; Stop ends it as ("stopped", None)."""
+        for kind, value in stream(run):
+            if kind == "error":
+                if isinstance(value, Cancelled):
+                    yield "stopped", None
+                    return
+                raise fail(value)
+            yield kind, value
+
+    def generate(editor, base_spec, up_spec, guidance, normalized, sampler, steps, fast, start, seed, count):
+        settings = dict(guidance_scale=float(guidance), normalized=bool(normalized), sampler=sampler,
+                        num_inference_steps=str(steps), fast=bool(fast), upsample_start=int(start) if start else None)
+        pipe = checked(lambda: pipeline(base_spec, up_spec))
+        cond = checked(lambda: condition_of(editor, pipe))
+        totals = checked(lambda: pipe.stage_steps(**settings))  # bad settings fail here, before the job
         count, seed = int(count), int(seed)
-        yield "queued: starting", None, None, None, {"condition": cond, "seed": seed, "settings": settings}
+        yield "queued: starting", None, None, None, {"condition": cond, "seed": seed}
         clock.start()
         last = 0.0
         run = lambda callback, cancel: pipe(cond, seed=seed, num_images_per_prompt=count,  # noqa: E731
                                            batch_size=count, callback=callback, cancel=cancel, **settings)
-        for kind, value in stream(run):
+        for kind, value in follow(run):
             if kind == "step":
                 clock.tick(value.stage)
-                todo = dict(totals)
-                todo[value.stage] = value.total - value.step
+                todo = dict(totals, **{value.stage: value.total - value.step})
                 if value.stage == "upsampler":
                     todo["base"] = 0
-                status = describe(value.stage, value.step, value.total, clock.left(todo))
                 if time.monotonic() - last > PREVIEW_EVERY or value.step == value.total:
                     last = time.monotonic()
                     preview = value.preview()[0].resize((256, 256), Image.NEAREST)
+                    status = describe(value.stage, value.step, value.total, clock.left(todo))
                     yield status, preview, gr.skip(), gr.skip(), gr.skip()
-            elif kind == "error":
-                if isinstance(value, Cancelled):
-                    yield "stopped", gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                    return
-                raise fail(value)
+            elif kind == "stopped":
+                yield "stopped", gr.skip(), gr.skip(), gr.skip(), gr.skip()
             else:
                 folder = out_dir / time.strftime("%Y%m%d-%H%M%S")
                 paths = save(folder, value.images, value.records)
-                yield (f"done: {len(paths)} picture(s) in {folder}", gr.skip(), paths, paths, gr.skip())
+                yield f"done: {len(paths)} picture(s) in {folder}", gr.skip(), paths, paths, gr.skip()
 
     def edit_in_place(editor, last, base_spec, up_spec, guidance, steps):
         if not last:
             raise gr.Error("generate a picture first, then repaint part of its mask and press Edit")
-        try:
-            pipe = pipeline(base_spec, up_spec)
-            edited = condition_of(editor, pipe)
-        except gr.Error:
-            raise
-        except Exception as err:  # noqa: BLE001
-            raise fail(err) from None
+        pipe = checked(lambda: pipeline(base_spec, up_spec))
+        edited = checked(lambda: condition_of(editor, pipe))
         run = lambda callback, cancel: pipe.edit(last["condition"], edited, seed=last["seed"],  # noqa: E731
                                                 guidance_scale=float(guidance), num_inference_steps=f"ddim{int(steps)}",
                                                 callback=callback, cancel=cancel)
-        for kind, value in stream(run):
+        for kind, value in follow(run):
             if kind == "step":
                 yield f"**edit** step {value.step}/{value.total}", gr.skip()
-            elif kind == "error":
-                if isinstance(value, Cancelled):
-                    yield "stopped", gr.skip()
-                    return
-                raise fail(value)
+            elif kind == "stopped":
+                yield "stopped", gr.skip()
             else:
                 yield "edited: the unchanged part of the mask keeps its picture", [
                     (value["original"], "before"), (value["edited"], "after")]
@@ -306,7 +305,7 @@ def build_app(out_dir: Path, base: str | None = None, upsampler: str | None = No
                 files = gr.File(label="PNG files (settings in their text chunk)", file_count="multiple")
                 before_after = gr.Gallery(label="edit: before / after", columns=2, elem_id="before-after")
 
-        brush.change(set_brush, [brush, base_spec], editor)
+        brush.change(set_brush, brush, editor)
         uploaded.upload(upload, [uploaded, as_photo, base_spec, up_spec], editor, concurrency_id="model")
         job = go.click(generate, [editor, base_spec, up_spec, guidance_in, normalized, sampler, steps_in, fast, start,
                                   seed, count], [status, preview, gallery, files, last], concurrency_id="model")
