@@ -7,12 +7,12 @@ from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import DEVICE_HELP, SamplePrecision, check_device, flag
+from piti_cli.cli.options import Command, DEVICE_HELP, SamplePrecision, check_device, flag
 from piti_cli.cli.ui import console
 
 
 def register(root: typer.Typer) -> None:
-    root.command("app")(app)
+    root.command("app", cls=Command)(app)
 
 
 def app(

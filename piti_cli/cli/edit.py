@@ -7,12 +7,12 @@ from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import DEVICE_HELP, SamplePrecision, check_device, flag, number, respacing
+from piti_cli.cli.options import Command, DEVICE_HELP, SamplePrecision, check_device, flag, number, respacing
 from piti_cli.cli.ui import console, progress_bar
 
 
 def register(root: typer.Typer) -> None:
-    root.command("edit")(edit)
+    root.command("edit", cls=Command)(edit)
 
 
 def edit(

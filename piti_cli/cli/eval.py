@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import CommandGroup, DEVICE_HELP, Features, LpipsNet, check_device, flag, number
+from piti_cli.cli.options import Command, CommandGroup, DEVICE_HELP, Features, LpipsNet, check_device, flag, number
 
 eval_app = typer.Typer(
     cls=CommandGroup,
@@ -171,9 +171,9 @@ def lpips_cmd(
         console.print(f"LPIPS diversity ({net}): {result['lpips_diversity']:.4f} over {result['groups']} conditions, {result['pairs']} pairs")
 
 
-eval_app.command("fid")(fid)
-eval_app.command("stats")(stats)
-eval_app.command("lpips")(lpips_cmd)
+eval_app.command("fid", cls=Command)(fid)
+eval_app.command("stats", cls=Command)(stats)
+eval_app.command("lpips", cls=Command)(lpips_cmd)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ import re
 from typing import Callable, Literal, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from piti_cli.choices import NllCdf, Precision, Sampler, SamplePrecision, TimestepSampler  # noqa: F401  (the CLI takes them from here)
 
@@ -101,9 +101,81 @@ def given_options(ctx: typer.Context) -> set[str]:
     return given
 
 
+# Click's names for value types (what `--help` showed across the ecosystem before Typer's
+# `<str>`): the usage line and the option table speak these, never Python's type names.
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}
+
+
+def value_name(param, ctx) -> str:
+    """What an option's value is called in `--help`: its metavar when it has one (a flag's is
+    empty), `[a|b]` for a choice, else Click's upper-case type name (`TEXT`, `INTEGER RANGE`,
+    `PATH`); a repeatable option names one value."""
+    if param.metavar is not None:
+        return param.metavar
+    label = re.sub(r"^list\[(.*)\]$", r"\1", param.display_type(ctx).strip("<>"))
+    if param.type_descriptor.is_choice:
+        return f"[{label}]"
+    return " ".join(_TYPE_NAMES.get(word, word.upper()) for word in label.split())
+
+
+def argument_name(param) -> str:
+    return param.metavar or param.name.upper()
+
+
+def usage_pieces(command, ctx) -> list[str]:
+    """`[OPTIONS]`, then each argument: NAME when required, [NAME] when not, NAME... for several."""
+    pieces = [command.options_metavar] if command.options_metavar else []
+    for param in command.get_params(ctx):
+        if param.param_type_name == "argument":
+            name = argument_name(param) + ("..." if param.nargs != 1 else "")
+            pieces.append(name if param.required else f"[{name}]")
+    return pieces
+
+
+def format_parameters(command, ctx, formatter) -> None:
+    """The Arguments and Options sections, values named by `value_name`."""
+    from typer._click.formatting import join_options
+
+    args, opts = [], []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        if param.param_type_name == "argument":
+            args.append((argument_name(param) + ("..." if param.nargs != 1 else ""), record[1]))
+            continue
+        names = " / ".join(join_options(opts)[0] for opts in (param.opts, param.secondary_opts) if opts)
+        value = "" if param.is_flag or param.count else value_name(param, ctx)
+        opts.append((f"{names} {value}".rstrip(), record[1]))
+    for title, rows in (("Arguments", args), ("Options", opts)):
+        if rows:
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+class Command(TyperCommand):
+    """A command whose `--help` reads like Click's and pip's: `Usage: piti eval fid [OPTIONS]
+    GEN`, optional arguments in brackets, `...` for several, and option values named
+    `TEXT`/`INTEGER`/`[a|b]` instead of Typer's `{GEN}` and `<list[str]>`. Every `piti`
+    command uses it (`cls=Command`)."""
+
+    def collect_usage_pieces(self, ctx):
+        return usage_pieces(self, ctx)
+
+    def format_options(self, ctx, formatter):
+        format_parameters(self, ctx, formatter)
+
+
 class CommandGroup(TyperGroup):
-    """A command group whose `--help` gives each command's whole first sentence (click cuts
-    them to fit the terminal): every `piti` group uses it."""
+    """A command group with `Command`'s help, listing each command's whole first sentence
+    (click cuts them to fit the terminal): every `piti` group uses it."""
+
+    def collect_usage_pieces(self, ctx):
+        return usage_pieces(self, ctx) + [self.subcommand_metavar]
+
+    def format_options(self, ctx, formatter):
+        format_parameters(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
 
     def format_commands(self, ctx, formatter):
         rows = [(name, self.get_command(ctx, name).get_short_help_str(limit=1000)) for name in self.list_commands(ctx)]

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from piti_cli.cli.options import CommandGroup, DEVICE_HELP, GenericCondition, HedBackend, L0Mode, MaskDataset, PackDataset, check_device, flag, number
+from piti_cli.cli.options import Command, CommandGroup, DEVICE_HELP, GenericCondition, HedBackend, L0Mode, MaskDataset, PackDataset, check_device, flag, number
 
 prep_app = typer.Typer(
     cls=CommandGroup,
@@ -58,7 +58,7 @@ def _output_folder(src: Path, out: Optional[Path], suffix: str, src_name: str, o
     return out
 
 
-@prep_app.command("masks")
+@prep_app.command("masks", cls=Command)
 def masks(
     labels_dir: Path = typer.Argument(..., metavar="LABELS_DIR", help="Folder of label-id PNGs (searched recursively)."),
     out_dir: Optional[Path] = typer.Argument(None, metavar="OUT_DIR", help="Folder for the colour masks (same relative paths); default LABELS_DIR_masks beside it."),
@@ -77,7 +77,7 @@ def masks(
     _finish("mask", res["written"], res["skipped"], res["failed"], out_dir)
 
 
-@prep_app.command("hed")
+@prep_app.command("hed", cls=Command)
 def hed(
     src: Path = typer.Argument(..., metavar="SRC", help="An image or a folder of images (recursive)."),
     out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Folder for the sketch PNGs (white edges on black); default SRC_hed beside it."),
@@ -103,7 +103,7 @@ def hed(
     _finish("sketch", rep.written, rep.skipped_existing, rep.failed, out)
 
 
-@prep_app.command("depth")
+@prep_app.command("depth", cls=Command)
 def depth(
     src: Path = typer.Argument(..., metavar="SRC", help="DIODE root or split folder ({indoors,outdoor}/scene_*/scan_*/)."),
     out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Folder for X.png, X_depth.png, X_normal.png at 256x256; default SRC_depth beside it."),
@@ -121,7 +121,7 @@ def depth(
     _finish("view", rep.written, rep.skipped_existing, rep.failed, out)
 
 
-@prep_app.command("pack")
+@prep_app.command("pack", cls=Command)
 def pack(
     dataset: PackDataset = typer.Argument(..., metavar="DATASET", help="coco-stuff, ade20k, diode or generic."),
     root: Path = typer.Argument(..., metavar="ROOT", help="Dataset root (generic: the images folder)."),
@@ -158,7 +158,7 @@ def pack(
                           f"{rep.written / max(rep.seconds, 1e-9):.1f} pairs/s", highlight=False, markup=False)
 
 
-@prep_app.command("degrade")
+@prep_app.command("degrade", cls=Command)
 def degrade(
     src: Path = typer.Argument(..., metavar="SRC", help="An image or a folder of images (squash-resized to 64*sf first)."),
     out: Optional[Path] = typer.Argument(None, metavar="OUT", help="Folder for the degraded 64x64 PNGs; default SRC_degraded beside it."),

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import DEVICE_HELP, Sampler, SamplePrecision, check_device, flag, given_options, number, respacing
+from piti_cli.cli.options import Command, DEVICE_HELP, Sampler, SamplePrecision, check_device, flag, given_options, number, respacing
 from piti_cli.cli.ui import console, progress_bar
 
 SAMPLER_HELP = ("ancestral (official, learned variance) | ddim | dpmpp-2m (DPM-Solver++, ~20 steps) | "
@@ -30,7 +30,7 @@ def guidance_interval(value: Optional[str]) -> Optional[tuple[float, float]]:
 
 
 def register(root: typer.Typer) -> None:
-    root.command("sample")(sample)
+    root.command("sample", cls=Command)(sample)
 
 
 # What --fast sets; giving one of these with it is an error (no silent precedence).

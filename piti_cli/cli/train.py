@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from piti_cli.cli.options import (
+    Command,
     CommandGroup, DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, given_options,
     number, rates,
     respacing,
@@ -32,7 +33,7 @@ finetune_app = typer.Typer(
 
 def register(root: typer.Typer) -> None:
     root.add_typer(finetune_app, name="finetune")
-    root.command("upsample-train")(upsample_train)
+    root.command("upsample-train", cls=Command)(upsample_train)
 
 
 DATA = typer.Option(None, "--data", help="Training pack from `piti prep pack` (.h5).")
@@ -130,7 +131,7 @@ def finetune(
     _run(kwargs, resume, _given(ctx))
 
 
-@finetune_app.command("export")
+@finetune_app.command("export", cls=Command)
 def export(
     run: Path = typer.Argument(..., metavar="RUN", help="Run folder (its latest checkpoint) or a training checkpoint file."),
     out: Path = typer.Argument(..., metavar="OUT", help="Output: .pt (official plain layout) or .safetensors (with the config)."),

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from piti_cli.cli.options import CommandGroup, flag
+from piti_cli.cli.options import Command, CommandGroup, flag
 from piti_cli.cli.ui import console, progress_bar
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="weights")
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_weights(
     weights_dir: Optional[Path] = WeightsDir,
     as_json: bool = flag(False, "--json", help="Print JSON (folders searched, every entry, where it is)."),
@@ -59,7 +59,7 @@ def list_weights(
     console.print(table)
 
 
-@app.command("verify")
+@app.command("verify", cls=Command)
 def verify_weights(
     ids: Optional[List[str]] = typer.Argument(None, metavar="ID", help="Weight ids to check (default: every present file)."),
     weights_dir: Optional[Path] = WeightsDir,
@@ -94,7 +94,7 @@ def verify_weights(
         raise typer.Exit(1)
 
 
-@app.command("fetch")
+@app.command("fetch", cls=Command)
 def fetch_weights(
     ids: List[str] = typer.Argument(..., metavar="ID", help="Weight ids to download."),
     weights_dir: Optional[Path] = WeightsDir,
@@ -109,7 +109,7 @@ def fetch_weights(
         console.print(f"{entry.id}: {path}")
 
 
-@app.command("hash")
+@app.command("hash", cls=Command)
 def hash_file(paths: List[Path] = typer.Argument(..., metavar="FILE", help="Files to hash.")) -> None:
     """Print the sha256 of files in `sha256sum`'s format (`sha256sum -c` reads it back)."""
     from piti_cli.checkpoints.registry import sha256_file
@@ -133,7 +133,7 @@ def sha256sum_line(digest: str, name: str) -> str:
     return f"\\{digest}  {escaped}"
 
 
-@app.command("inspect")
+@app.command("inspect", cls=Command)
 def inspect_file(spec: str = typer.Argument(..., metavar="FILE|ID", help="A .pt/.pth/.safetensors checkpoint, or a registry id.")) -> None:
     """Say which preset a checkpoint matches, its parameter count, and how it differs."""
     from piti_cli.checkpoints.inspect import inspect_checkpoint

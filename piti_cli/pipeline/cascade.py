@@ -45,12 +45,21 @@ class StageSettings:
     start: int | None = None
 
     def as_dict(self) -> dict:
-        """The settings as recorded with each picture; `start` only when set, so records made
-        before it existed still match the official settings."""
+        """The settings as recorded with each picture, typed: a plain step count is a number
+        (`"steps": 50`), a named respacing stays text (`"ddim50"`, `"fast27"`, `"10,10,3"`);
+        `start` only when set, so records made before it existed still match the official
+        settings."""
         d = asdict(self)
+        d["steps"] = recorded_steps(d["steps"])
         if d["start"] is None:
             del d["start"]
         return d
+
+
+def recorded_steps(steps):
+    """A respacing as records keep it: an int for a plain count (`"50"` → 50; earlier records
+    kept the text and are read back through this too), else the respacing's text."""
+    return int(steps) if isinstance(steps, str) and steps.strip().isdigit() else steps
 
 
 BASE_DEFAULTS = StageSettings()

@@ -16,6 +16,7 @@ from pathlib import Path
 from piti_cli.data.images import png_text
 from piti_cli.errors import InputError
 from piti_cli.io_utils import atomic_write_text
+from piti_cli.pipeline.cascade import recorded_steps
 
 TEXT_KEY = "piti"
 RECORD_FORMAT = "piti-sample-record"
@@ -57,6 +58,9 @@ def conflict(path: Path, expected: dict) -> str | None:
     found = read_record(path)
     if found is None:
         return f"{path}: exists without piti's settings record"
+    for stage in ("base", "upsampler"):  # an older record kept a plain step count as text
+        if isinstance(found.get(stage), dict) and "steps" in found[stage]:
+            found[stage]["steps"] = recorded_steps(found[stage]["steps"])
     key = first_difference({k: expected.get(k) for k in MATCH_KEYS}, {k: found.get(k) for k in MATCH_KEYS})
     return None if key is None else f"{path}: was made with other settings ({key} differs)"
 

@@ -84,3 +84,39 @@ def test_a_choice_error_is_one_plain_sentence():
     result = _run("sample", "--sampler", "foo")
     line = [x for x in result.stderr.splitlines() if x.startswith("Error")][0]
     assert line == "Error: Invalid value for '--sampler': 'foo' is not one of 'ancestral', 'ddim', 'dpmpp-2m', 'dpmpp-3m'."
+
+
+def _all_commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _all_commands(sub, path + (name,))
+
+
+def test_every_help_names_values_as_click_does_and_fits_80_columns():
+    """No Typer-isms (`{GEN}`, `<str>`, `<list[Path]>`) in any usage line or option table; an
+    optional argument is bracketed, a repeatable one ends in `...`; every line fits 80 columns."""
+    import re
+
+    import typer
+    from typer.testing import CliRunner
+
+    from piti_cli.cli.main import app
+
+    runner = CliRunner()
+    seen = 0
+    for path, _ in _all_commands(typer.main.get_command(app)):
+        text = runner.invoke(app, [*path, "--help"], terminal_width=80).output
+        assert text.startswith("Usage: piti"), path
+        usage = text.splitlines()[0]
+        assert "{" not in usage and "<" not in usage, usage
+        assert not re.search(r"<(str|int|float|bool|path|list)", text), (path, text)
+        assert max(len(line) for line in text.splitlines()) <= 80, path
+        seen += 1
+    assert seen >= 20
+    hed = runner.invoke(app, ["prep", "hed", "--help"], terminal_width=80).output
+    assert hed.splitlines()[0] == "Usage: piti prep hed [OPTIONS] SRC [OUT]"
+    assert "--backend [hed|gradient]" in hed
+    hashes = runner.invoke(app, ["weights", "hash", "--help"], terminal_width=80).output
+    assert hashes.splitlines()[0] == "Usage: piti weights hash [OPTIONS] FILE..."
+    sample = runner.invoke(app, ["sample", "--help"], terminal_width=80).output
+    assert re.search(r"-b, --batch-size INTEGER RANGE\s", sample)

@@ -35,7 +35,7 @@ def test_sample_end_to_end_and_same_seed_same_bytes(tmp_path, tiny_mask_models, 
     (sidecar,) = json.loads((tmp_path / "a" / "piti_sample.json").read_text())["runs"]
     assert sidecar["base"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
     assert sidecar["base"]["guidance"] == 3.0 and sidecar["base"]["normalized"] is True
-    assert sidecar["upsampler"]["steps"] == "2" and sidecar["upsampler"]["init_scale"] == 0.997
+    assert sidecar["upsampler"]["steps"] == 2 and sidecar["upsampler"]["init_scale"] == 0.997
     assert sidecar["written"] == [f"{n}.png" for n in names]
 
 

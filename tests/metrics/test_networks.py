@@ -177,11 +177,21 @@ def test_plain_torch_save_is_not_torchscript(tmp_path):
     assert not networks.is_torchscript(tmp_path / "x.pt")
 
 
-def test_named_hash_prefix_is_checked(tmp_path, monkeypatch):
+def test_the_registered_inception_file_is_checked_against_its_published_sum(tmp_path, monkeypatch):
+    """pytorch-fid's file has a published sha256 (6726825d0af5…, 95,628,359 bytes): a file under
+    its name with other bytes is refused, whatever its name promises."""
     monkeypatch.setenv("PITI_WEIGHTS_DIR", str(tmp_path))
     torch.save({"x": torch.zeros(1)}, tmp_path / "pt_inception-2015-12-05-6726825d.pth")
-    with pytest.raises(CheckpointError, match="does not start with 6726825d"):
+    with pytest.raises(CheckpointError, match=r"does not match fid-inception \(6726825d0af5…\)"):
         networks.find_weights(networks.INCEPTION_ID)
+
+
+def test_named_hash_prefix_is_checked(tmp_path):
+    """Another copy under a torch-hub name (`…-<sha256 prefix>.pth`) is held to its prefix."""
+    path = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    torch.save({"x": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="does not start with 6726825d"):
+        networks.find_weights(networks.INCEPTION_ID, explicit=str(path))
 
 
 @pytest.mark.slow

@@ -108,13 +108,31 @@ def test_pngs_carry_their_settings_and_the_record_keeps_every_run(tiny_mask_mode
     assert (record["condition"], record["sample_index"], record["seed"]) == ("m1", 0, 5)
     assert record["base"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
     assert record["upsampler"]["sha256"] == hashlib.sha256(up.read_bytes()).hexdigest()
-    assert (record["base"]["steps"], record["base"]["guidance"], record["base"]["sampler"]) == ("3", 2.0, "ancestral")
-    assert (record["upsampler"]["steps"], record["upsampler"]["init_scale"]) == ("2", 0.997)
+    assert (record["base"]["steps"], record["base"]["guidance"], record["base"]["sampler"]) == (3, 2.0, "ancestral")
+    assert (record["upsampler"]["steps"], record["upsampler"]["init_scale"]) == (2, 0.997)
     assert record["precision"] == "fp32" and record["piti_version"] == __version__
     sidecar = json.loads((out / SIDECAR).read_text())
     assert [r["written"] for r in sidecar["runs"]] == [["m0.png", "m1.png"], ["m2.png"]]
     assert [r["kept"] for r in sidecar["runs"]] == [[], ["m0.png", "m1.png"]]
     assert sidecar["pictures"] == {"m0.png": 0, "m1.png": 0, "m2.png": 1}
+    assert [r["base"]["steps"] for r in sidecar["runs"]] == [3, 3]  # a count is a number, typed
+
+
+def test_a_picture_recorded_with_its_step_count_as_text_is_still_kept(tiny_mask_models, masks, tmp_path):
+    """Records written before counts were typed kept `"steps": "3"`: a rerun with the same
+    settings keeps that picture instead of calling it a conflict."""
+    from PIL.PngImagePlugin import PngInfo
+
+    out = tmp_path / "o"
+    run_sample(job(tiny_mask_models, masks, out, limit=1))
+    with Image.open(out / "m0.png") as im:
+        record, pixels = json.loads(im.text["piti"]), im.copy()
+    record["base"]["steps"] = str(record["base"]["steps"])
+    info = PngInfo()
+    info.add_text("piti", json.dumps(record))
+    pixels.save(out / "m0.png", pnginfo=info)
+    again = run_sample(job(tiny_mask_models, masks, out, limit=1))
+    assert [p.name for p in again.kept] == ["m0.png"] and not again.images
 
 
 def test_grid_shows_each_condition_beside_its_samples(tiny_mask_models, masks, tmp_path):

@@ -142,9 +142,9 @@ def test_help_lists_choices_and_every_option_has_help():
     commands = list(walk(typer.main.get_command(app), "piti"))
     assert len(commands) > 10
     help_text = invoke("sample", "--help", env={"COLUMNS": "300"}).output
-    assert "<ancestral|ddim|dpmpp-2m" in help_text and "|fp32|bf16|fp16>" in help_text
-    assert "<bool>" not in help_text  # flags (--help too) take no value
-    assert "<list[str]>" not in invoke("finetune", "--help", env={"COLUMNS": "300"}).output
+    assert "--sampler [ancestral|ddim|dpmpp-2m|dpmpp-3m]" in help_text and "[auto|fp32|bf16|fp16]" in help_text
+    assert "BOOLEAN" not in help_text and "<bool>" not in help_text  # flags (--help too) take no value
+    assert "--ema-rate RATE" in invoke("finetune", "--help", env={"COLUMNS": "300"}).output
 
 
 def test_sampler_choices_match_the_core():
