@@ -38,6 +38,7 @@ from PIL import Image
 from piti_cli.data.images import read_image, to_uint8
 from piti_cli.data.kinds import get_kind
 from piti_cli.errors import InputError
+from piti_cli.pipeline.batching import auto_rows
 from piti_cli.pipeline.cascade import (
     BASE_DEFAULTS, UPSAMPLE_DEFAULTS, StageSettings, prepare, sampling_settings, stage_process,
 )
@@ -115,14 +116,15 @@ class PitiPipeline:
                                  upsample_steps=str(upsample_steps), upsample_start=upsample_start, eta=eta, fast=fast)
 
     def __call__(self, conditions: ConditionLike | Sequence[ConditionLike], *, seed: int = 0,
-                 num_images_per_prompt: int = 1, batch_size: int = 4, callback: Callback | None = None,
+                 num_images_per_prompt: int = 1, batch_size: int | None = None, callback: Callback | None = None,
                  cancel: Callable[[], bool] | None = None, **settings) -> PitiOutput:
         """Pictures for `conditions` (one or a list); `settings` are those of `settings()`.
         `callback(StepInfo)` follows every step; `cancel()` is asked between steps."""
         base_settings, up_settings = self.settings(**settings)
         named = self._read(conditions)
         pictures = [(name, array, k) for name, array in named for k in range(num_images_per_prompt)]
-        rows = max(1, min(batch_size, len(pictures)))
+        rows = (max(1, min(batch_size, len(pictures))) if batch_size else
+                auto_rows(self.base, self.upsampler, base_settings, up_settings, self.device, len(pictures)))
         images, lows, records = [], [], []
         size = self.base.config.encoder.input_size
         totals = {"base": self._steps(self.base, base_settings), "upsampler": self._steps(self.upsampler, up_settings)}

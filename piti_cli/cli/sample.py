@@ -54,7 +54,7 @@ def sample(
     interval: Optional[str] = typer.Option(None, "--guidance-interval", metavar="LO,HI", callback=guidance_interval, help="Guide the base model only for t in [LO, HI] (0..1000; Kynkäänniemi et al. 2024); outside, the null half of the batch is not run."),
     eta: float = typer.Option(0.0, "--eta", callback=number(0.0), help="DDIM noise (0 = deterministic)."),
     num_samples: int = typer.Option(1, "--num-samples", "-n", min=1, help="Samples per condition."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Images per network batch. Each picture has its own noise, so the batch size changes no picture's noise."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="Pictures per network batch (guided: twice as many network rows). Default: 4 on a CPU; on CUDA as many as fit in free memory, at most 64. Each picture has its own noise, so the batch size changes no picture's noise; on CUDA its last bits depend on the batch size: name one for byte-identical reruns."),
     seed: int = typer.Option(0, "--seed", min=0, help="Noise seed: with (condition, sample index) it fixes each picture's noise in any batch, process or rerun."),
     device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
     precision: SamplePrecision = typer.Option("auto", "--precision", help="auto: bf16 on CPUs with AVX512-BF16/AMX and CUDA GPUs with bf16, else fp32. fp32 is the faithful path (the official code's); bf16 is ~1.8× faster on such CPUs (full base model, measured); fp16 on CUDA only."),

@@ -18,6 +18,7 @@ import torch
 from piti_cli.diffusion.respace import space_timesteps
 from piti_cli.errors import InputError
 from piti_cli.pipeline import provenance, shard
+from piti_cli.pipeline.batching import auto_rows
 from piti_cli.pipeline.cascade import BASE_DEFAULTS, UPSAMPLE_DEFAULTS, StageSettings, prepare
 from piti_cli.pipeline.inputs import Condition, check, find_inputs, settle
 from piti_cli.pipeline.models import load_pair
@@ -37,7 +38,7 @@ class SampleJob:
     base_settings: StageSettings = BASE_DEFAULTS
     upsample_settings: StageSettings = UPSAMPLE_DEFAULTS
     num_samples: int = 1
-    batch_size: int = 4
+    batch_size: int | None = None  # pictures per network batch; None: `batching.auto_rows`
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 (the faithful path) | bf16 | fp16
@@ -80,7 +81,7 @@ class Pictures:
     conditions: list[Condition]
     pictures: list[Picture]
     skipped: list[tuple[str, str]]
-    rows: int  # rows per network batch: the same in every process and rerun of this job
+    rows: int | None  # pictures per network batch as the job asks (None: chosen in `finish`)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def load(job: SampleJob, device: torch.device) -> Loaded:
             space_timesteps(1000, settings.steps)
         except ValueError as err:
             raise InputError(f"{flag} {settings.steps}: {err}") from None
-    if job.num_samples < 1 or job.batch_size < 1:
+    if job.num_samples < 1 or (job.batch_size is not None and job.batch_size < 1):
         raise InputError("--num-samples and --batch-size must be at least 1")
     provenance.check_record(job.out / SIDECAR)  # a damaged record refuses before sampling
     precision = resolve_precision(job.precision, device)
@@ -150,7 +151,8 @@ def name_pictures(job: SampleJob, checked: list) -> Pictures:
         raise InputError(f"{twice[0]}: two inputs have this name and would write the same picture; rename one")
     pictures = [Picture(c, k, f"{c.name}.png" if job.num_samples == 1 else f"{c.name}_{k}.png")
                 for c in conditions for k in range(job.num_samples)]
-    return Pictures(conditions, pictures, skipped, max(1, min(job.batch_size, len(pictures))))
+    rows = None if job.batch_size is None else max(1, min(job.batch_size, len(pictures)))
+    return Pictures(conditions, pictures, skipped, rows)
 
 
 def output_state(job: SampleJob, loaded: Loaded, device: torch.device, picture: Picture) -> str:
@@ -175,10 +177,14 @@ def finish(job: SampleJob, device: torch.device, loaded: Loaded, named: Pictures
         if state not in ("pending", "kept"):
             raise provenance.refuse_mixing(state)
     up = prepare(loaded.upsampler, device, loaded.precision) if loaded.upsampler is not None else None
-    return Plan(job, device, loaded.precision, prepare(loaded.base, device, loaded.precision), up,
-                loaded.base_info, loaded.up_info, named.conditions, named.pictures, named.skipped, named.rows,
+    base = prepare(loaded.base, device, loaded.precision)
+    pending = [p for p, s in zip(named.pictures, states) if s == "pending"]
+    rows = named.rows or (auto_rows(base, up, job.base_settings, job.upsample_settings, device, len(named.pictures))
+                          if pending else 1)
+    return Plan(job, device, loaded.precision, base, up,
+                loaded.base_info, loaded.up_info, named.conditions, named.pictures, named.skipped, rows,
                 kept=[p for p, s in zip(named.pictures, states) if s == "kept"],
-                pending=[p for p, s in zip(named.pictures, states) if s == "pending"])
+                pending=pending)
 
 
 def _on_every_rank(info, step, *args):

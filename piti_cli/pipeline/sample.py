@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,20 +76,41 @@ def _write(plan: Plan, picture: Picture, high: torch.Tensor | None, low: torch.T
     return save_png(to_uint8(high if high is not None else low), out / picture.file, chunks)
 
 
+def _read(batch: list[Picture]) -> list[np.ndarray]:
+    arrays = {p.condition.name: p.condition.read() for p in batch}  # read when its batch comes
+    return [arrays[p.condition.name] for p in batch]
+
+
+def _write_batch(plan: Plan, batch: list[Picture], low: torch.Tensor, high: torch.Tensor | None) -> list[Path]:
+    return [_write(plan, picture, None if high is None else high[i], low[i]) for i, picture in enumerate(batch)]
+
+
 def _sample_part(plan: Plan, mine: list[Picture], tracker: SampleProgress, result: SampleResult) -> None:
+    """Sample `mine` batch by batch. One I/O thread reads the next batch's conditions and
+    writes the last batch's PNGs while the network runs (progress counts a batch when it is
+    sampled); whatever ends the run (an error, ^C) first waits for the writes already started,
+    so every sampled picture is on disk, and a failed write stops the run at the next batch."""
     job = plan.job
     tracker.start()
     size = plan.base.config.encoder.input_size
-    for start in range(0, len(mine), plan.rows):
-        batch = mine[start:start + plan.rows]
-        arrays = {p.condition.name: p.condition.read() for p in batch}  # read when its batch comes
-        step = tracker.batch(len(batch))
-        low, high = sample_batch(plan.base, plan.upsampler, [arrays[p.condition.name] for p in batch],
-                                 [p.key for p in batch], plan.rows, size, plan.device, job.seed,
-                                 job.base_settings, job.upsample_settings, step)
-        for i, picture in enumerate(batch):
-            result.images.append(_write(plan, picture, None if high is None else high[i], low[i]))
-        tracker.finished(len(batch))
+    batches = [mine[start:start + plan.rows] for start in range(0, len(mine), plan.rows)]
+    with ThreadPoolExecutor(1, thread_name_prefix="piti-io") as io:
+        reading = io.submit(_read, batches[0]) if batches else None
+        writing = None
+        for k, batch in enumerate(batches):
+            arrays = reading.result()
+            if k + 1 < len(batches):
+                reading = io.submit(_read, batches[k + 1])
+            step = tracker.batch(len(batch))
+            low, high = sample_batch(plan.base, plan.upsampler, arrays, [p.key for p in batch], plan.rows, size,
+                                     plan.device, job.seed, job.base_settings, job.upsample_settings, step)
+            low, high = low.cpu(), None if high is None else high.cpu()
+            if writing is not None:
+                result.images += writing.result()
+            writing = io.submit(_write_batch, plan, batch, low, high)
+            tracker.finished(len(batch))
+        if writing is not None:
+            result.images += writing.result()
 
 
 def run_sample(job: SampleJob, progress: Callable[..., None] | None = None) -> SampleResult:
