@@ -91,15 +91,17 @@ class PitiPipeline:
 
     @classmethod
     def from_pretrained(cls, base: str | None = None, upsampler: str | None = None, *, base_only: bool = False,
-                        device: str = "auto", precision: str = "auto", weights_dir: str | None = None) -> "PitiPipeline":
+                        device: str = "auto", precision: str = "auto", weights_dir: str | None = None,
+                        compile: bool = False) -> "PitiPipeline":
         """Load once: `base` / `upsampler` are paths or registry ids (default: the bundled demo
         pair); `precision` is auto | fp32 (the faithful path) | bf16 | fp16 (`torch_dtype` in
-        diffusers' terms); the pairing rules are `piti sample`'s."""
+        diffusers' terms); `compile` is `piti sample --compile`; the pairing rules are
+        `piti sample`'s."""
         dev = resolve_device(device)
         chosen = resolve_precision(precision, dev)
         b, b_info, u, u_info = load_pair(base, upsampler, base_only, weights_dir)
-        return cls(prepare(b, dev, chosen), b_info, prepare(u, dev, chosen) if u is not None else None, u_info,
-                   dev, chosen)
+        return cls(prepare(b, dev, chosen, compile), b_info, prepare(u, dev, chosen, compile) if u is not None else None,
+                   u_info, dev, chosen)
 
     @property
     def input_kind(self) -> str:

@@ -64,6 +64,7 @@ def sample(
     strict: bool = flag(False, "--strict", help="Refuse the run when a file of a --cond folder is unusable (default: skip it, list it, exit 1 after the rest)."),
     overwrite: bool = flag(False, "--overwrite", help="Redo every picture; without it a rerun keeps the finished pictures whose settings match."),
     as_json: bool = flag(False, "--json", help="Print one JSON object (written and kept pictures, record file, seconds) instead of the summary line."),
+    compile: bool = flag(False, "--compile", help="torch.compile each network's per-step call (on CUDA as captured CUDA graphs): faster over many pictures; the first batch compiles (tens of seconds on a GPU, minutes on a CPU) and pictures differ from the uncompiled ones in their last bits."),
     fast: bool = flag(False, "--fast", help="Few-step preset chosen on the measured speed/quality frontier (docs/performance.md): sets the samplers, steps, guidance interval and precision auto; keeps --guidance."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Folder where registry ids are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights, the bundled files)."),
 ) -> None:
@@ -92,7 +93,7 @@ def sample(
         base_settings=base_settings, upsample_settings=upsample_settings,
         num_samples=num_samples, batch_size=batch_size, seed=seed, device=device, precision=precision,
         save_low_res=save_low_res, grid=grid, limit=limit, weights_dir=weights_dir, overwrite=overwrite,
-        strict=strict,
+        strict=strict, compile=compile,
     )
     report(run_job(job, out), out, as_json)
 

@@ -17,6 +17,8 @@ from piti_cli.models.unet import UNet
 class PitiModel(nn.Module):
     """ε-prediction network conditioned on a semantic input (mask, sketch, depth+normals)."""
 
+    compiled = False  # set by `pipeline.cascade.prepare(compile=True)`: the call is torch.compile'd
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         if config.family != "piti":

@@ -101,17 +101,28 @@ def sampling_settings(*, guidance: float = BASE_DEFAULTS.guidance, normalized: b
     return base, up if upsample_start is None else dataclasses.replace(up, start=upsample_start)
 
 
-def prepare(model: PitiModel, device: torch.device, precision: str) -> PitiModel:
+def prepare(model: PitiModel, device: torch.device, precision: str, compile: bool = False) -> PitiModel:
     """Move to the device in the compute dtype. Norms still compute in float32 internally.
 
     fp32 is the faithful path: the model keeps its loaded (contiguous) layout, so a call
     gives the same numbers as the unprepared model. Only bf16 on the CPU goes channels-last,
     where oneDNN's convolutions over few channels run faster (measurements:
-    docs/performance.md, `benchmarks/sampling.py`)."""
+    docs/performance.md, `benchmarks/sampling.py`).
+
+    `compile` compiles the network's call with `torch.compile` (the encoder runs once per
+    batch and stays eager): on CUDA in `reduce-overhead` mode, which replays the fixed-shape
+    per-step call as a captured CUDA graph (batches are padded to one shape, so each stage
+    captures once per guided/unguided shape); elsewhere with the default inductor backend.
+    The first call of each shape compiles (tens of seconds on a GPU, minutes on a CPU); the
+    outputs differ from the eager ones in their last bits (docs/performance.md)."""
     check_precision(precision, device)
     model = model.to(device=device, dtype=PRECISIONS[precision]).eval().requires_grad_(False)
     faster_layout = device.type == "cpu" and precision == "bf16"
-    return model.to(memory_format=torch.channels_last) if faster_layout else model
+    model = model.to(memory_format=torch.channels_last) if faster_layout else model
+    if compile:
+        model.compile(mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
+        model.compiled = True
+    return model
 
 
 def _dtype(model: torch.nn.Module) -> torch.dtype:
@@ -153,7 +164,9 @@ def network_denoiser(model: PitiModel, embedding: ConditionEmbedding, low_res: t
     dtype = _dtype(model)
 
     def call(x, t, pooled, tokens, low):
-        return model(x.to(dtype), t, embedding=ConditionEmbedding(pooled, tokens), low_res=low).float()
+        out = model(x.to(dtype), t, embedding=ConditionEmbedding(pooled, tokens), low_res=low).float()
+        # a captured graph's output lives in memory the next replay overwrites: keep a copy
+        return out.clone() if model.compiled else out
 
     rowwise = one_row_per_call(model)
 

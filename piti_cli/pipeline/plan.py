@@ -48,6 +48,7 @@ class SampleJob:
     weights_dir: str | None = None
     overwrite: bool = False
     strict: bool = False  # an unusable file of a folder refuses the run (else it is skipped, listed)
+    compile: bool = False  # torch.compile the networks' per-step call (`cascade.prepare`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -176,8 +177,8 @@ def finish(job: SampleJob, device: torch.device, loaded: Loaded, named: Pictures
     for state in states:
         if state not in ("pending", "kept"):
             raise provenance.refuse_mixing(state)
-    up = prepare(loaded.upsampler, device, loaded.precision) if loaded.upsampler is not None else None
-    base = prepare(loaded.base, device, loaded.precision)
+    up = prepare(loaded.upsampler, device, loaded.precision, job.compile) if loaded.upsampler is not None else None
+    base = prepare(loaded.base, device, loaded.precision, job.compile)
     pending = [p for p, s in zip(named.pictures, states) if s == "pending"]
     rows = named.rows or (auto_rows(base, up, job.base_settings, job.upsample_settings, device, len(named.pictures))
                           if pending else 1)
