@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 # Exit codes of the boundary (besides Typer's 2 for usage errors).
 EXIT_USER = 1  # bad input, bad option, unwritable output: the message says which
@@ -73,3 +74,16 @@ def one_line(message: str) -> str:
     """Collapse a message to one line (multi-line details joined with '; ')."""
     parts = [p.strip() for p in str(message).splitlines() if p.strip()]
     return "; ".join(parts) if parts else "(no message)"
+
+
+def brief(message: str, limit: int = 160) -> str:
+    """A library's message as one line of at most about `limit` characters, cut after a whole
+    sentence when one ends in reach, else at a word with "…" (never mid-word, and never at the
+    dot inside `torch.load`)."""
+    text = one_line(message)
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in re.finditer(r"[.;:!?](?=\s)", text[:limit + 1])]
+    if ends and ends[-1] >= limit // 3:
+        return text[:ends[-1]].rstrip(".;: ")
+    return text[:limit].rsplit(" ", 1)[0] + " …"

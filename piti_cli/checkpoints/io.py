@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from piti_cli.errors import CheckpointError, one_line
+from piti_cli.errors import CheckpointError, brief, one_line
 from piti_cli.io_utils import atomic_path
 from piti_cli.models.config import ModelConfig
 
@@ -63,7 +63,7 @@ def _torch_load(path: Path) -> Any:
         message = str(err)
         if "data.pkl" in message or "archive" in message.lower() or "zip" in message.lower():
             raise CheckpointError(f"{path}: truncated or corrupt (not a complete torch archive)") from None
-        raise CheckpointError(f"{path}: cannot be read: {message.splitlines()[0][:160]}") from None
+        raise CheckpointError(f"{path}: cannot be read: {brief(message)}") from None
     except MemoryError:
         raise CheckpointError(f"{path}: corrupt (claims more memory than this machine has)") from None
     except Exception as err:  # the unpickler fails in many ways on broken bytes

@@ -30,7 +30,7 @@ def _debug(ctx: typer.Context | None = None) -> bool:
 def report(err: BaseException, debug: bool = False) -> int:
     """Print `err` the way the boundary does; return the exit code."""
     from piti_cli.cli.ui import print_error
-    from piti_cli.errors import BUG_REPORT, EXIT_BUG, EXIT_USER, PitiError, describe_os_error, one_line
+    from piti_cli.errors import BUG_REPORT, EXIT_BUG, EXIT_USER, PitiError, brief, describe_os_error
 
     if debug:
         import traceback
@@ -43,7 +43,7 @@ def report(err: BaseException, debug: bool = False) -> int:
         print_error(describe_os_error(err))
         return EXIT_USER
     print_error(f"internal error (a bug in piti, not in your input): {type(err).__name__}: "
-                f"{one_line(str(err))[:300]}; {BUG_REPORT}")
+                f"{brief(str(err), 300)}; {BUG_REPORT}")
     return EXIT_BUG
 
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from piti_cli.checkpoints import registry
 from piti_cli.checkpoints.layout import key_mismatch
-from piti_cli.errors import CheckpointError, OfflineError
+from piti_cli.errors import CheckpointError, OfflineError, brief
 from piti_cli.metrics.clip import CLIPVisual, load_visual_state_dict
 from piti_cli.metrics.inception import FIDInceptionV3, TorchScriptInception
 
@@ -91,7 +91,7 @@ def load_state_dict(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling / format errors of many kinds
-        raise CheckpointError(f"{path}: cannot read as a state dict ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
+        raise CheckpointError(f"{path}: cannot read as a state dict ({type(err).__name__}: {brief(str(err))})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -103,7 +103,7 @@ def load_torchscript(path: Path):
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as err:
-        raise CheckpointError(f"{path}: cannot load TorchScript archive ({str(err).splitlines()[0][:160]})") from None
+        raise CheckpointError(f"{path}: cannot load TorchScript archive ({brief(str(err))})") from None
 
 
 def load_inception(path: Path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from piti_cli.errors import InputError
+from piti_cli.errors import InputError, brief
 from piti_cli.home import piti_home
 from piti_cli.io_utils import atomic_write_bytes
 from piti_cli.metrics.frechet import feature_statistics
@@ -63,7 +63,7 @@ def load_stats(path: str | Path) -> dict[str, Stats]:
         with np.load(path, allow_pickle=False) as data:
             files = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError) as err:
-        raise InputError(f"{path}: not a readable .npz statistics file ({str(err).splitlines()[0][:120]})") from None
+        raise InputError(f"{path}: not a readable .npz statistics file ({brief(str(err), 120)})") from None
     if "meta" not in files:
         if "mu" in files and "sigma" in files:
             mu, sigma = np.asarray(files["mu"], np.float64), np.asarray(files["sigma"], np.float64)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import VGG19_Weights, vgg19
 
-from piti_cli.errors import InputError, OfflineError, one_line
+from piti_cli.errors import InputError, OfflineError, brief
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +54,7 @@ def vgg19_conv22(weights_file: str | None = None, pretrained: bool = True) -> nn
             net.load_state_dict(state)
         except Exception as err:  # a pickle with code, another network, broken bytes, no such file
             raise InputError(f"--perceptual-weights {weights_file}: not a torchvision VGG-19 state dict "
-                             f"({type(err).__name__}: {one_line(str(err))[:100]})") from None
+                             f"({type(err).__name__}: {brief(str(err), 100)})") from None
     elif pretrained:
         try:
             net.load_state_dict(VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False))

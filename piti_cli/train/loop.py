@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from piti_cli.diffusion.respace import make_process
 from piti_cli.diffusion.timestep_samplers import create_timestep_sampler
 from piti_cli.checkpoints.io import non_finite_tensors
-from piti_cli.errors import CheckpointError, InputError, PitiError
+from piti_cli.errors import CheckpointError, InputError, PitiError, brief
 from piti_cli.pipeline.cascade import StageSettings
 from piti_cli.runtime import autocast
 from piti_cli.train.config import TrainConfig
@@ -146,7 +146,7 @@ class Trainer:
             self.opt.load_state_dict(st["optimizer"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{self.run_dir}: its latest checkpoint does not fit this run's model and "
-                                  f"EMA rates ({type(err).__name__}: {str(err).splitlines()[0][:100]})") from None
+                                  f"EMA rates ({type(err).__name__}: {brief(str(err), 100)})") from None
         if st.get("scaler"):
             self.scaler.load_state_dict(st["scaler"])
         self.sampler.load_state_dict(st["timestep_sampler"])
