@@ -134,7 +134,8 @@ def usage_pieces(command, ctx) -> list[str]:
 
 def format_parameters(command, ctx, formatter) -> None:
     """The Arguments and Options sections, values named by `value_name`."""
-    from typer._click.formatting import join_options
+    def join(decls):  # short spellings first, as Click lists them: `-b, --batch-size`
+        return ", ".join(sorted(decls, key=lambda d: len(d) - len(d.lstrip("-"))))
 
     args, opts = [], []
     for param in command.get_params(ctx):
@@ -144,7 +145,7 @@ def format_parameters(command, ctx, formatter) -> None:
         if param.param_type_name == "argument":
             args.append((argument_name(param) + ("..." if param.nargs != 1 else ""), record[1]))
             continue
-        names = " / ".join(join_options(opts)[0] for opts in (param.opts, param.secondary_opts) if opts)
+        names = " / ".join(join(decls) for decls in (param.opts, param.secondary_opts) if decls)
         value = "" if param.is_flag or param.count else value_name(param, ctx)
         opts.append((f"{names} {value}".rstrip(), record[1]))
     for title, rows in (("Arguments", args), ("Options", opts)):
