@@ -47,9 +47,10 @@ def timed(fn, reps: int, warmup: int = 1) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def random_model(preset: str, device: torch.device | str = "cpu", precision: str = "fp32"):
+def random_model(preset: str, device: torch.device | str = "cpu", precision: str = "fp32", compile: bool = False):
     """A full or tiny preset with random weights (cost does not depend on them), prepared as
-    `piti sample` prepares a model (`cascade.prepare`: dtype, channels-last for bf16 on CPU)."""
+    `piti sample` prepares a model (`cascade.prepare`: dtype, channels-last for bf16 on CPU,
+    `--compile`)."""
     from piti_cli.models.config import PRESETS
     from piti_cli.models.piti import build_model
     from piti_cli.pipeline.cascade import prepare
@@ -59,7 +60,7 @@ def random_model(preset: str, device: torch.device | str = "cpu", precision: str
     for p in model.parameters():
         if p.dim() > 1:
             torch.nn.init.normal_(p, std=0.02)
-    return prepare(model, torch.device(device), precision)
+    return prepare(model, torch.device(device), precision, compile)
 
 
 def alternating(first, second, rounds: int) -> tuple[float, float]:
