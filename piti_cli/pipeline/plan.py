@@ -1,16 +1,17 @@
 """What a `piti sample` run will do, decided before any sampling, the same on every rank.
 
-`make_plan` takes three small steps, each a function returning a frozen value, with the ranks
+`make_plan` takes three small steps (four without a batch size), each a function returning a frozen value, with the ranks
 meeting after each (`shard.agree`: a problem on any rank stops every rank with the same
 message): load the models and list the inputs (`Loaded`); check the inputs, each rank its
 share, and name the pictures (`Pictures`); check the earlier outputs, each rank its share, and
-split the pictures into kept and pending (`Plan`, with the models prepared for sampling).
+split the pictures into kept and pending (`Plan`, with the models prepared for sampling); and,
+when the job names no batch size, measure what fits each rank's device and take the smallest.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -98,7 +99,7 @@ class Plan:
     conditions: list[Condition]
     pictures: list[Picture]
     skipped: list[tuple[str, str]]
-    rows: int
+    rows: int | None  # pictures per network batch (None until `make_plan` chooses it)
     kept: list[Picture]
     pending: list[Picture]
 
@@ -179,13 +180,18 @@ def finish(job: SampleJob, device: torch.device, loaded: Loaded, named: Pictures
             raise provenance.refuse_mixing(state)
     up = prepare(loaded.upsampler, device, loaded.precision, job.compile) if loaded.upsampler is not None else None
     base = prepare(loaded.base, device, loaded.precision, job.compile)
-    pending = [p for p, s in zip(named.pictures, states) if s == "pending"]
-    rows = named.rows or (auto_rows(base, up, job.base_settings, job.upsample_settings, device, len(named.pictures))
-                          if pending else 1)
     return Plan(job, device, loaded.precision, base, up,
-                loaded.base_info, loaded.up_info, named.conditions, named.pictures, named.skipped, rows,
+                loaded.base_info, loaded.up_info, named.conditions, named.pictures, named.skipped, named.rows,
                 kept=[p for p, s in zip(named.pictures, states) if s == "kept"],
-                pending=pending)
+                pending=[p for p, s in zip(named.pictures, states) if s == "pending"])
+
+
+def batch_rows(plan: Plan) -> list[int]:
+    """Step 4 when the job names no batch size: what fits this rank (`batching.auto_rows`)."""
+    if not plan.pending:
+        return [1]
+    return [auto_rows(plan.base, plan.upsampler, plan.job.base_settings, plan.job.upsample_settings, plan.device,
+                      len(plan.pictures))]
 
 
 def _on_every_rank(info, step, *args):
@@ -207,4 +213,7 @@ def make_plan(job: SampleJob, device: torch.device, info) -> Plan:
     named = _on_every_rank(info, name_pictures, job, shard.gather(checked, info))
     states = _on_every_rank(info, lambda: [output_state(job, loaded, device, p)
                                            for p in shard.my_part(named.pictures, info)])
-    return _on_every_rank(info, finish, job, device, loaded, named, shard.gather(states, info))
+    plan = _on_every_rank(info, finish, job, device, loaded, named, shard.gather(states, info))
+    if plan.rows is None:  # every rank measures its own card; all take the smallest batch
+        plan = replace(plan, rows=min(shard.gather(_on_every_rank(info, batch_rows, plan), info)))
+    return plan
