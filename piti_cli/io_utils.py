@@ -167,6 +167,24 @@ def separate_folders(src: str | os.PathLike, out: str | os.PathLike, src_option:
                          "(its inputs would be overwritten or read back); choose a folder beside it")
 
 
+def keep_inputs(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], out_option: str = "--out") -> None:
+    """`InputError` before any work when writing into the folder `out` could replace or be read
+    back as an input: `out` is an input folder or lies inside one, or is the folder of an input
+    file (whose picture would be written over by its own output); `out` that exists as a file."""
+    target = Path(out).resolve()
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"{out_option} {out}: exists and is not a folder")
+    for option, src in inputs.items():
+        if src is None or not Path(src).exists():
+            continue
+        path = Path(src).resolve()
+        folder = path if path.is_dir() else path.parent
+        if target == folder or (path.is_dir() and folder in target.parents):
+            where = "is" if target == folder else "lies inside"
+            raise InputError(f"{out_option} {out}: {where} the folder of {option} {src} (its inputs would be "
+                             "overwritten or read back); choose another folder")
+
+
 def beside(src: str | os.PathLike, suffix: str) -> Path:
     """The default output folder of a prep command: next to its input, `coco/` → `coco_hed/`
     (an input file `a.jpg` → `a_hed/`)."""

@@ -42,7 +42,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = b"\x80"
 
 
-def _torch_load(path: Path) -> Any:
+def torch_load(path: str | Path) -> Any:
+    """What a `.pt`/`.pth` file holds, read with `weights_only=True` (no pickle code runs); any
+    failure is one `CheckpointError` naming the file and the problem in words: missing, a
+    folder, not a torch file, truncated or corrupt, or needing code execution."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
     with open(path, "rb") as f:
         head = f.read(4)
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTO)):
@@ -56,7 +64,7 @@ def _torch_load(path: Path) -> Any:
         if not hint:
             raise CheckpointError(f"{path}: truncated or corrupt (not a loadable pickle)") from None
         raise CheckpointError(
-            f"{path}: refused: the file needs pickle code execution to load ({hint[:120]}); "
+            f"{path}: refused: the file needs pickle code execution to load ({brief(hint, 120)}); "
             "only plain tensors are accepted"
         ) from None
     except RuntimeError as err:
@@ -125,7 +133,7 @@ def read_checkpoint(path: str | Path, *, check_finite: bool = True) -> Checkpoin
             config = _config(path, metadata["piti_config"], "piti_config metadata")
         extra = {k: v for k, v in metadata.items() if k != "piti_config"}
     else:
-        obj = _torch_load(path)
+        obj = torch_load(path)
         if not isinstance(obj, dict):
             raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
         if obj.get("format") == PITI_FORMAT:

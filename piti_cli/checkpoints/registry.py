@@ -168,7 +168,13 @@ def fetch(
     opener: Callable = urllib.request.urlopen,
 ) -> Path:
     """Download `entry` into the weights folder: resumable (`.part` + HTTP Range),
-    checksum-verified, renamed into place only when complete and correct."""
+    checksum-verified, renamed into place only when complete and correct. A bundled entry is
+    already here: its path, nothing fetched."""
+    if entry.source == "bundled":
+        found = locate(entry, directory)
+        if found is None:
+            raise PitiError(f"{entry.id}: bundled with piti but missing from {BUNDLED_DIR}; reinstall piti")
+        return found
     if entry.source != "download" or not entry.url:
         raise InputError(f"{entry.id}: no direct download; get it from {entry.url} and save it as "
                          f"{weights_dir(directory) / entry.filename}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from piti_cli.cli.options import Command, DEVICE_HELP, SamplePrecision, check_device, flag
+from piti_cli.cli.options import Command, DEVICE_HELP, SamplePrecision, check_device, file_size, flag
 from piti_cli.cli.ui import console
 
 
@@ -25,7 +25,7 @@ def app(
     precision: SamplePrecision = typer.Option("auto", "--precision", help="auto | fp32 (the faithful path) | bf16 | fp16 (CUDA)."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where registry ids are looked up."),
     steps: int = typer.Option(50, "--steps", min=1, help="The page's first number of base steps (the README command's)."),
-    max_file_size: str = typer.Option("20mb", "--max-file-size", help="Largest upload the server accepts."),
+    max_file_size: str = typer.Option("20mb", "--max-file-size", callback=file_size, help="Largest upload the server accepts: a whole number with b, kb, mb or gb."),
     open_browser: bool = flag(False, "--open", help="Open the page in a browser."),
 ) -> None:
     """Draw or upload a condition in the browser, see the pictures, edit in place.

@@ -58,6 +58,13 @@ def number(minimum: float | None = None, *, above: bool = False, maximum: float 
     return check
 
 
+def file_size(value: str) -> str:
+    """--max-file-size: a whole number with b, kb, mb or gb (as Gradio reads it)."""
+    if not re.fullmatch(r"\s*\d+\s*(b|kb|mb|gb)\s*", value.lower()):
+        raise typer.BadParameter(f"{value!r} is not a size; write e.g. 20mb, 500kb or 1048576b")
+    return value
+
+
 def rates(value: list[str]) -> list[str]:
     """--ema-rate values: numbers in (0, 1)."""
     for text in value or []:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from piti_cli.errors import InputError
+from piti_cli.checkpoints.io import torch_load
+from piti_cli.errors import InputError, PitiError, brief
 
 HED_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 STAGE_CONVS = ((3, 64), (64, 64)), ((64, 128), (128, 128)), ((128, 256), (256, 256), (256, 256)), \
@@ -112,9 +113,9 @@ _OFFICIAL_SCORES = ("ScoreOne", "ScoreTwo", "ScoreThr", "ScoreFou", "ScoreFiv")
 
 def _state_from_official(path: Path) -> dict:
     """Map sniklaus' pytorch-hed BSDS500 keys (module*/net*) onto this module's names."""
-    import torch
-
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw = torch_load(path)
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: not a HED weights file (holds a {type(raw).__name__}, not a state dict)")
     raw = {k.replace("module", "net", 1) if k.startswith("module") else k: v for k, v in raw.items()}
     state = {}
     for s, name in enumerate(_OFFICIAL_STAGES):
@@ -174,8 +175,12 @@ def load_hed(weights: str | os.PathLike | None = "auto", device="cpu"):
     path = resolve_weights(weights)
     try:
         state = _state_from_keras_h5(path) if path.suffix == ".h5" else _state_from_official(path)
-    except Exception as err:  # wrong keys, shapes, or not a weights file at all
-        raise InputError(f"{path}: not a HED weights file ({type(err).__name__}: {err})") from None
+    except PitiError:  # unreadable as a file: its own message
+        raise
+    except KeyError as err:
+        raise InputError(f"{path}: not a HED weights file (it has no tensor {err.args[0]})") from None
+    except Exception as err:  # wrong shapes, a Keras file of another network
+        raise InputError(f"{path}: not a HED weights file ({brief(str(err))})") from None
     model = _build()
     model.load_state_dict(state)
     model.weights_path = str(path)

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from piti_cli.checkpoints import registry
+from piti_cli.checkpoints.io import torch_load
 from piti_cli.checkpoints.layout import key_mismatch
 from piti_cli.errors import CheckpointError, OfflineError, brief
 from piti_cli.metrics.clip import CLIPVisual, load_visual_state_dict
@@ -85,13 +86,13 @@ def is_torchscript(path: Path) -> bool:
 
 def load_state_dict(path: Path) -> dict:
     """A plain state dict from .safetensors or a torch.save file (weights_only)."""
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix != ".safetensors":
+        state = torch_load(path)
+    else:
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling / format errors of many kinds
-        raise CheckpointError(f"{path}: cannot read as a state dict ({type(err).__name__}: {brief(str(err))})") from None
+        except Exception as err:  # safetensors' header and size errors
+            raise CheckpointError(f"{path}: cannot read as a state dict ({brief(str(err))})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -16,6 +16,7 @@ from piti_cli.data.images import fit_condition, read_image, resize_bicubic, save
 from piti_cli.diffusion.samplers import ddim_invert
 from piti_cli.diffusion.steps import ddim_step
 from piti_cli.errors import InputError
+from piti_cli.io_utils import keep_inputs
 from piti_cli.models.piti import PitiModel
 from piti_cli.pipeline.cascade import (
     UPSAMPLE_DEFAULTS,
@@ -140,6 +141,10 @@ def run_edit(
     checkpoints pair as in `piti sample` (`pipeline.models.load_pair`): a real base needs its
     upsampler, or `base_only` for 64-px pictures."""
     out = Path(out)
+    for option, path in (("--cond", cond_path), ("--edited", edited_path)):
+        if Path(path).is_dir():
+            raise InputError(f"{option} {path}: a folder; give one condition file")
+    keep_inputs(out, {"--cond": cond_path, "--edited": edited_path, "--image": image_path})
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)  # "auto" as `piti sample` resolves it
     model, _, up, _ = load_pair(base, upsampler, base_only, weights_dir)  # `piti sample`'s pairing rule

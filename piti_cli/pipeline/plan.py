@@ -18,6 +18,7 @@ import torch
 
 from piti_cli.diffusion.respace import space_timesteps
 from piti_cli.errors import InputError
+from piti_cli.io_utils import keep_inputs
 from piti_cli.pipeline import provenance, shard
 from piti_cli.pipeline.batching import auto_rows
 from piti_cli.pipeline.cascade import BASE_DEFAULTS, UPSAMPLE_DEFAULTS, StageSettings, prepare
@@ -136,6 +137,8 @@ def load(job: SampleJob, device: torch.device) -> Loaded:
             raise InputError(f"{flag} {settings.steps}: {err}") from None
     if job.num_samples < 1 or (job.batch_size is not None and job.batch_size < 1):
         raise InputError("--num-samples and --batch-size must be at least 1")
+    pack = job.cond.rsplit(":", 1)[0]  # data.h5:START-STOP names the file data.h5
+    keep_inputs(job.out, {"--cond": job.cond if Path(job.cond).exists() else pack})
     provenance.check_record(job.out / SIDECAR)  # a damaged record refuses before sampling
     precision = resolve_precision(job.precision, device)
     base, base_info, up, up_info = load_pair(job.base, job.upsampler, job.base_only, job.weights_dir)

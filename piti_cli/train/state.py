@@ -10,20 +10,18 @@ read with ``weights_only=True``.
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Callable, Any
 
 import torch
 
 from piti_cli.checkpoints.convert import glide_to_piti, instantiate, load_model
-from piti_cli.checkpoints.io import non_finite_tensors, save_checkpoint
+from piti_cli.checkpoints.io import non_finite_tensors, save_checkpoint, torch_load
 from piti_cli.checkpoints.registry import resolve
 from piti_cli.errors import CheckpointError, InputError
 from piti_cli.io_utils import atomic_torch_save
-from piti_cli.models.config import ModelConfig
+from piti_cli.models.config import PRESETS, ModelConfig
 
 STATE_FORMAT = "piti-train-state"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
@@ -59,10 +57,7 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
 
 def load_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot read training state ({type(err).__name__})") from None
+    state = torch_load(path)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a piti training checkpoint")
     missing = [k for k in ("step", "model_config", "model", "ema", "optimizer", "timestep_sampler") if k not in state]
@@ -88,6 +83,8 @@ def _state_source(run_or_file: str | Path) -> Path:
         if found is None:
             raise InputError(f"{path}: run folder has no checkpoints yet")
         return found
+    if not path.exists():
+        raise InputError(f"{path}: no such run folder or training checkpoint")
     return path
 
 
@@ -133,6 +130,10 @@ def export_ema(run_or_file: str | Path, out: str | Path, rate: float | None = No
     if out.suffix not in (".pt", ".pth", ".safetensors"):
         raise InputError(f"{out}: export to a .pt or .safetensors file")
     state, config, step, taken = _pick(run_or_file, rate, raw)
+    if out.suffix != ".safetensors" and PRESETS.get(config.name) != config:
+        raise InputError(f"{out}: a .pt file keeps no config, and this model is not the preset {config.name} "
+                         "as it stands (e.g. the demo's grid position or another condition size); export to "
+                         f"{out.with_suffix('.safetensors').name}")
     message = None if taken is None else young_ema(taken, step)
     if message and warn is not None:
         warn(message)

@@ -208,3 +208,14 @@ def test_a_sum_nobody_publishes_is_pinned_by_the_first_download(tmp_path, server
     with pytest.raises(Exception, match="checksum mismatch.*pinned on first download"):
         fetch(entry, tmp_path / "b")
     assert not (tmp_path / "b" / "f.bin").exists() and load_pins()["unpublished"]["sha256"] == held
+
+
+def test_fetching_a_bundled_entry_names_where_it_is():
+    from typer.testing import CliRunner
+
+    from piti_cli.checkpoints.registry import BUNDLED_DIR
+    from piti_cli.cli.main import app
+
+    result = CliRunner().invoke(app, ["weights", "fetch", "piti-demo-base"])
+    assert result.exit_code == 0 and "None" not in result.output
+    assert result.output.strip() == f"piti-demo-base: {BUNDLED_DIR / 'piti_demo_base.safetensors'}"

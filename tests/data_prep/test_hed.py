@@ -84,11 +84,16 @@ def test_gradient_backend_needs_no_weights(tmp_path):
 
 
 def test_bad_weights_file_is_one_line_error(tmp_path):
-    from piti_cli.errors import InputError
+    import torch
+
+    from piti_cli.errors import InputError, PitiError
 
     (tmp_path / "w.pytorch").write_bytes(b"nope")
-    with pytest.raises(InputError, match="not a HED weights file"):
+    with pytest.raises(PitiError, match=r"w.pytorch: not a torch checkpoint"):
         hed.load_hed(tmp_path / "w.pytorch")
+    torch.save({"other.weight": torch.zeros(1)}, tmp_path / "x.pytorch")  # another network's tensors
+    with pytest.raises(InputError, match=r"x.pytorch: not a HED weights file \(it has no tensor netVggOne\.0\.weight\)$"):
+        hed.load_hed(tmp_path / "x.pytorch")
 
 
 def test_missing_weights_is_input_error(tmp_path):

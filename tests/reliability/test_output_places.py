@@ -229,3 +229,30 @@ def test_a_failed_new_run_folder_is_removed_unless_it_holds_a_checkpoint(with_ch
                 (run / "checkpoints" / "step_0000010.pt").write_bytes(b"x")
             raise OSError(errno.ENOSPC, "No space left on device", str(run / "metrics.jsonl"))
     assert run.exists() == with_checkpoint
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "file's folder"])
+def test_sample_never_writes_over_or_into_its_inputs(where, tmp_path, mask_base):
+    """`--out` the input folder (or inside it, or the folder of an input file) is refused
+    before anything is loaded; the masks stay as they were, bit for bit."""
+    masks = tmp_path / "m"
+    colour_mask(masks / "a.png")
+    colour_mask(masks / "b.png")
+    before = {p.name: p.read_bytes() for p in masks.iterdir()}
+    cond, out = {"same": (masks, masks), "inside": (masks, masks / "out"),
+                 "file's folder": (masks / "a.png", masks)}[where]
+    for extra in ([], ["--overwrite"]):  # the advice a refusal gives must not lead there either
+        result = invoke("sample", "--cond", cond, "--out", out, "--base", mask_base, "--base-only", "--steps", "2",
+                        *extra)
+        check_refused(result, ["--out", "--cond"], 1)
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == before
+
+
+def test_edit_takes_one_condition_file_and_checks_its_out_before_sampling(tmp_path, mask_base):
+    a, b = colour_mask(tmp_path / "m" / "a.png"), colour_mask(tmp_path / "m" / "b.png")
+    check_refused(invoke("edit", "--cond", tmp_path / "m", "--edited", b, "--base", mask_base, "--base-only",
+                         "--out", tmp_path / "e"), ["--cond", "a folder"], 1)
+    (tmp_path / "taken").write_text("x")
+    check_refused(invoke("edit", "--cond", a, "--edited", b, "--base", mask_base, "--base-only",
+                         "--out", tmp_path / "taken"), ["--out", "not a folder"], 1)
+    assert (tmp_path / "taken").read_text() == "x" and not (tmp_path / "e").exists()

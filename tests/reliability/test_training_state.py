@@ -78,3 +78,16 @@ def test_a_torn_last_metrics_line_is_tolerated(tmp_path):
     assert [r["step"] for r in read_metrics(path)] == [1, 2]
     truncate_metrics(path, 2)
     assert path.read_text() == '{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n'
+
+
+def test_export_of_what_is_no_training_checkpoint_is_one_line(tmp_path):
+    """Text, a missing path and a picture: each one plain line naming the file (exit 1, not a
+    bug report), and no output file."""
+    from tests.reliability.conftest import check_refused, colour_mask, invoke
+
+    (tmp_path / "fake.pth").write_text("hello\n")
+    cases = {tmp_path / "fake.pth": "not a torch checkpoint", tmp_path / "nothere": "no such run folder",
+             colour_mask(tmp_path / "m.png"): "not a torch checkpoint"}
+    for source, words in cases.items():
+        check_refused(invoke("finetune", "export", source, tmp_path / "out.pt"), [str(source), words], 1)
+    assert not (tmp_path / "out.pt").exists()

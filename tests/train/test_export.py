@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -48,3 +50,24 @@ def test_raw_export_writes_the_trained_weights_not_the_ema(scenes_pack, glide_ba
         assert torch.equal(model.state_dict()[k], v)
         differs += not torch.equal(v, state["ema"]["0.9"][k])
     assert differs > 0  # after one step at rate 0.9 the EMA is still mostly the initial weights
+
+
+def test_a_model_that_is_not_its_preset_exports_only_with_its_config(scenes_pack, glide_base, tmp_path):
+    """A plain .pt keeps no config: a model with a departure from its preset (here the demo's
+    grid position) would load as the preset, so .pt is refused and .safetensors named."""
+    from piti_cli.models.config import ModelConfig
+    from piti_cli.train.state import save_state
+
+    run = tmp_path / "run"
+    train(base_config(scenes_pack, glide_base, run, max_steps=1, ema_rates=(0.5,)))
+    ckpt = latest_checkpoint(run)
+    state = load_state(ckpt)
+    config = ModelConfig.from_dict(state["model_config"])
+    departed = replace(config, unet=replace(config.unet, grid_attention=True))
+    save_state(ckpt, {k: v for k, v in state.items() if k != "format"} | {"model_config": departed.to_dict()})
+    with pytest.raises(InputError, match=r"ema.pt: a .pt file keeps no config.*export to ema.safetensors"):
+        export_ema(run, tmp_path / "ema.pt")
+    assert not (tmp_path / "ema.pt").exists()
+    export_ema(run, tmp_path / "ema.safetensors")
+    _, loaded = load_model(tmp_path / "ema.safetensors")
+    assert loaded.unet.grid_attention
