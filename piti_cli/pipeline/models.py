@@ -1,13 +1,18 @@
 """Which base model and upsampler a sampling run uses, and the rules that pair them.
 
 The bundled demo base and demo upsampler were trained together on synthetic scenes and are
-used only together. A real base model needs its own upsampler: without `--upsampler` the run
-is refused with the registry id to use (by the base's input kind), or `--base-only`.
+used only together; a base finetuned from the demo (the demo's architecture, departures
+included) counts as a demo base and takes the demo upsampler too. A real base model needs its
+own upsampler: without `--upsampler` the run is refused with the registry id to use (by the
+base's input kind), or `--base-only`.
 """
 
 from __future__ import annotations
 
+import functools
+
 from piti_cli.checkpoints.convert import load_model
+from piti_cli.checkpoints.io import read_checkpoint
 from piti_cli.checkpoints.registry import get_entry, resolve, sha256_file
 from piti_cli.errors import InputError
 from piti_cli.models.piti import PitiModel
@@ -35,13 +40,19 @@ def is_demo(info: dict, entry_id: str) -> bool:
     return info["sha256"] == get_entry(entry_id).sha256
 
 
+@functools.lru_cache(maxsize=1)
+def demo_base_config():
+    """The bundled demo base's config (read from its file's metadata)."""
+    return read_checkpoint(resolve(DEFAULT_BASE), check_finite=False).config
+
+
 def load_pair(base: str | None, upsampler: str | None, base_only: bool, weights_dir):
     """(base, base info, upsampler or None, its info or None), paired by the rules above."""
     model, base_info = load_stage(base or DEFAULT_BASE, weights_dir, "base model")
     kind = model.config.input_kind
     if base_only:
         return model, base_info, None, None
-    demo_base = is_demo(base_info, DEFAULT_BASE)
+    demo_base = is_demo(base_info, DEFAULT_BASE) or model.config == demo_base_config()  # or finetuned from it
     if upsampler is None and not demo_base:
         hint = UPSAMPLER_FOR_KIND.get(kind)
         use = f"--upsampler {hint}" if hint else f"--upsampler PATH (an upsampler for {kind} inputs)"
