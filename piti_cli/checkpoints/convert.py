@@ -62,7 +62,7 @@ def compare_config(layout, config: ModelConfig) -> str:
     mismatched = [k for k in set(layout) & set(expected) if layout[k] != expected[k]]
     if not (missing or unexpected or mismatched):
         return ""
-    return f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} mis-shaped tensors"
+    return f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} mis-shaped tensor{'' if len(mismatched) == 1 else 's'}"
 
 
 def instantiate(config: ModelConfig, state: dict[str, torch.Tensor], dtype=torch.float32) -> torch.nn.Module:

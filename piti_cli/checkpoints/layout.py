@@ -42,7 +42,7 @@ class LayoutDiff:
 
     def summary(self) -> str:
         return (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                f"{len(self.mismatched)} mis-shaped tensors")
+                f"{len(self.mismatched)} mis-shaped tensor{'' if len(self.mismatched) == 1 else 's'}")
 
 
 def layout_of(state: dict[str, torch.Tensor]) -> Layout:

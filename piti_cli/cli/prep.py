@@ -37,7 +37,7 @@ def _finish(noun: str, written: int, existing: int, failed, out) -> None:
 
     print_skipped(failed)
     if failed and not written and not existing:
-        print_error(f"all {_plural(len(failed), 'input')} failed; nothing written to {out}")
+        print_error(f"{'the only input' if len(failed) == 1 else f'all {len(failed)} inputs'} failed; nothing written to {out}")
         raise typer.Exit(1)
     console.print(f"wrote {_plural(written, noun)} to {out}, {existing} already there, "
                   f"{len(failed)} skipped", highlight=False, markup=False)

@@ -139,17 +139,17 @@ def _summary(result, out: Path, as_json: bool) -> None:
         return
     n, kept = len(result.images), len(result.kept)
     note = f", kept {kept} finished from an earlier run" if kept else ""
+    note += f", skipped {len(result.skipped)} unusable input{'' if len(result.skipped) == 1 else 's'}" if result.skipped else ""
     console.print(f"wrote {n} image{'' if n == 1 else 's'} to {out}/{note} in {result.seconds:.1f}s "
                   f"({result.precision}; settings: {result.sidecar})", highlight=False, markup=False, soft_wrap=True)
 
 
 def check_fast(ctx: typer.Context) -> None:
     """--fast sets the samplers, steps, guidance interval and precision itself: refuse them given too."""
-    from piti_cli.errors import InputError
-
     given = [p.opts[0] for p in ctx.command.params if p.name in FAST_OWNS and p.name in given_options(ctx)]
-    if given:
-        raise InputError(f"--fast sets {', '.join(given)} itself; give either --fast or {', '.join(given)}")
+    if given:  # two options that exclude each other: a usage error (exit 2)
+        raise typer.BadParameter(f"it sets {', '.join(given)} itself; give either --fast or {', '.join(given)}",
+                                 param_hint="'--fast'")
 
 
 def _defaults(cond: Optional[str], out: Optional[Path]) -> tuple[str, Path]:

@@ -52,7 +52,8 @@ def list_weights(
 
     table = Table(title="weights, looked up in: " + ", ".join(str(d) for d in search_dirs(weights_dir)))
     for col in ("id", "kind", "source", "file", "sha256 held by", "found in"):
-        table.add_column(col, overflow="fold")
+        # ids are copied from here: never broken across lines
+        table.add_column(col, overflow="fold", no_wrap=col == "id")
     for entry, found in rows:
         table.add_row(entry.id, entry.kind, entry.source, entry.filename, expected(entry)[1],
                       str(found.parent) if found else "[dim]-[/]")

@@ -29,7 +29,7 @@ def labels_to_color(labels: np.ndarray, dataset: str, source: str = "labels") ->
     bad = (labels > MAX_ID[dataset]) & ~np.isin(labels, IGNORE[dataset])
     if bad.any() or labels.min(initial=0) < 0:
         raise InputError(f"{source}: label id {int(labels[bad][0]) if bad.any() else int(labels.min())} "
-                         f"is not a {dataset} class")
+                         f"is not a class of {dataset}")
     return PALETTES[dataset]()[labels]
 
 

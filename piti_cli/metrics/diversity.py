@@ -12,6 +12,7 @@ torchvision `alexnet`/`vgg16` state dict), or left random for tests (`random_bac
 from __future__ import annotations
 
 import itertools
+import json
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -22,10 +23,23 @@ import numpy as np
 import torch
 
 from piti_cli.data.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
-from piti_cli.data.images import read_image, to_unit
+from piti_cli.data.images import png_text, read_image, to_unit
 from piti_cli.errors import CheckpointError, InputError, OfflineError
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+
+
+def _condition_of(path: Path) -> str:
+    """The condition a flat folder's picture was sampled from: the `condition` its piti record
+    names (`piti sample` writes COND.png for one sample, so `scene_0.png` is scene_0's), else
+    the name before the last `_` (COND_k.png)."""
+    try:
+        record = json.loads(png_text(path).get("piti", "null"))
+    except ValueError:
+        record = None
+    if isinstance(record, dict) and isinstance(record.get("condition"), str):
+        return record["condition"]
+    return path.stem.rsplit("_", 1)[0] if "_" in path.stem else path.stem
 
 
 def group_samples(folder: str | Path) -> dict[str, list[Path]]:
@@ -40,13 +54,12 @@ def group_samples(folder: str | Path) -> dict[str, list[Path]]:
     else:
         for p in sorted(root.iterdir()):
             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
-                stem = p.stem.rsplit("_", 1)[0] if "_" in p.stem else p.stem
-                groups[stem].append(p)
+                groups[_condition_of(p)].append(p)
     usable = {k: v for k, v in groups.items() if len(v) >= 2}
     if not usable:
         raise InputError(
             f"{root}: no condition with 2 or more samples (use one sub-folder per condition, "
-            "or names like COND_s0.png, COND_s1.png)"
+            "or names like COND_0.png, COND_1.png as `piti sample -n 2` writes them)"
         )
     return usable
 

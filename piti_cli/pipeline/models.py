@@ -31,7 +31,7 @@ def load_stage(spec: str, weights_dir, role: str):
     if not isinstance(model, PitiModel):
         raise InputError(f"{path}: is a GLIDE text-to-image model; finetune it into a PITI {role} first (`piti finetune`)")
     if config.is_upsampler != (role == "upsampler"):
-        raise InputError(f"{path}: is a {'upsampler' if config.is_upsampler else 'base model'}, expected the {role}")
+        raise InputError(f"{path}: is {'an upsampler' if config.is_upsampler else 'a base model'}, expected the {role}")
     return model, {"path": str(path), "sha256": sha256_file(path), "preset": config.name}
 
 
