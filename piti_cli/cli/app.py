@@ -39,7 +39,7 @@ def app(
     if importlib.util.find_spec("gradio") is None:
         from piti_cli.errors import InputError
 
-        raise InputError('piti app needs Gradio: pip install "piti[app]"')
+        raise InputError('piti app needs Gradio: pip install "piti[app]" (from a checkout: pip install -e ".[app]")')
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never calls home
     from piti_cli.app import build_app, launch

@@ -69,9 +69,10 @@ def fid(
 ) -> None:
     """FID of GEN against REF on Inception (FID-I) and/or CLIP (FID-C) features."""
     from piti_cli.cli.ui import console, print_error, print_warning, progress_bar
-    from piti_cli.metrics.fid import evaluate_fid
+    from piti_cli.metrics.fid import evaluate_fid, open_sets
 
     kinds = _kinds(features)
+    open_sets(gen, ref, num)  # what the user typed is checked before weights are looked for
     dev, extractors = _extractors(features, device, inception_weights, clip_weights, weights_dir)
     with progress_bar("features") as update:
         result = evaluate_fid(

@@ -65,6 +65,22 @@ def file_size(value: str) -> str:
     return value
 
 
+def preset_name(value: Optional[str]) -> Optional[str]:
+    """--preset: a known preset or alias (the model table is pure data: no torch)."""
+    from piti_cli.models.config import ALIASES, PRESETS
+
+    if value is not None and value not in PRESETS and value not in ALIASES:
+        raise typer.BadParameter(f"{value!r} is not a preset; known: {', '.join(PRESETS)}")
+    return value
+
+
+def multiple_of_16(value: int) -> int:
+    """--condition-size: 0 (the preset's) or a positive multiple of 16 (the encoder's stem)."""
+    if value % 16:
+        raise typer.BadParameter(f"{value} is not a multiple of 16")
+    return value
+
+
 def rates(value: list[str]) -> list[str]:
     """--ema-rate values: numbers in (0, 1)."""
     for text in value or []:

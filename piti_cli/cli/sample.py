@@ -47,7 +47,7 @@ def sample(
     guidance: float = typer.Option(1.3, "--guidance", "-g", callback=number(0.0), help="Official scale s: ε_u + s(ε_c − ε_u). Paper's w = s − 1. 1 = no guidance."),
     normalized: bool = flag(False, "--normalized/--no-normalized", help="Normalized guidance (paper eq. 8): guided ε rescaled to the mean/std of ε_c."),
     sampler: Sampler = typer.Option("ancestral", "--sampler", help=SAMPLER_HELP),
-    steps: str = typer.Option("250", "--steps", callback=respacing, help="Base respacing: 250, 100, ddim50, or sections like 10,10,3."),
+    steps: str = typer.Option("250", "--steps", callback=respacing, help="Base respacing: 250, 100, ddim50 (50 steps at DDIM's even stride; the sampler is --sampler's), or sections like 10,10,3."),
     upsample_sampler: Sampler = typer.Option("ancestral", "--upsample-sampler", help=SAMPLER_HELP),
     upsample_steps: str = typer.Option("fast27", "--upsample-steps", callback=respacing, help="Upsampler respacing (official: fast27)."),
     upsample_start: Optional[int] = typer.Option(None, "--upsample-start", min=1, max=999, metavar="T", help="Start the upsampler at timestep T from the 64-px picture enlarged and noised to T (SDEdit-style), taking only its steps at t <= T: fewer calls, and colours kept where a small upsampler pales them (the README's first command: 300). Default: from pure noise, as the official sampler."),
@@ -65,7 +65,7 @@ def sample(
     overwrite: bool = flag(False, "--overwrite", help="Redo every picture; without it a rerun keeps the finished pictures whose settings match."),
     as_json: bool = flag(False, "--json", help="Print one JSON object (written and kept pictures, record file, seconds) instead of the summary line."),
     compile: bool = flag(False, "--compile", help="torch.compile each network's per-step call (on CUDA as captured CUDA graphs): faster over many pictures; the first batch compiles (tens of seconds on a GPU, minutes on a CPU) and pictures differ from the uncompiled ones in their last bits."),
-    fast: bool = flag(False, "--fast", help="Few-step preset chosen on the measured speed/quality frontier (docs/performance.md): sets the samplers, steps, guidance interval and precision auto; keeps --guidance."),
+    fast: bool = flag(False, "--fast", help="Few-step preset chosen on the measured speed/quality frontier (docs/performance.md): sets the samplers, steps and precision auto, with no guidance interval; keeps --guidance."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Folder where registry ids are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights, the bundled files)."),
 ) -> None:
     """Sample photos from semantic inputs (mask, sketch or depth+normals).

@@ -15,6 +15,8 @@ import typer
 
 from piti_cli.cli.options import (
     Command,
+    multiple_of_16,
+    preset_name,
     CommandGroup, DEVICE_HELP, Degradation, InputKind, NllCdf, Perceptual, Precision, Stage, TimestepSampler, check_device, flag, given_options,
     number, rates,
     respacing,
@@ -39,10 +41,10 @@ def register(root: typer.Typer) -> None:
 DATA = typer.Option(None, "--data", help="Training pack from `piti prep pack` (.h5).")
 RUN_DIR = typer.Option(..., "--run-dir", "-o", help="Run folder: config.json, metrics.jsonl, samples/, checkpoints/.")
 RESUME = flag(False, "--resume", help="Continue the run in --run-dir from its latest checkpoint, with its config.json; options given again replace its values (--max-steps N extends the run; what the checkpoints were made with cannot change).")
-PRESET = typer.Option(None, "--preset", help="Preset of the --init file when its layout names none (e.g. glide-base-tiny).")
+PRESET = typer.Option(None, "--preset", callback=preset_name, help="Preset of the --init file when its layout names none (e.g. glide-base-tiny, glide-upsample-tiny).")
 INPUT_KIND = typer.Option(None, "--input-kind", help="mask | sketch | depth-normal (default: from the pack).")
 GLIDE = typer.Option(None, "--glide", help="GLIDE file for an encoder-only --init.")
-CONDITION_SIZE = typer.Option(0, "--condition-size", min=0, help="GLIDE → PITI: the size at which the new encoder takes its condition, a multiple of 16 ((size/16)² tokens). 0 = the PITI preset's (256; 64 for the tiny presets).")
+CONDITION_SIZE = typer.Option(0, "--condition-size", min=0, callback=multiple_of_16, help="GLIDE → PITI: the size at which the new encoder takes its condition, a multiple of 16 ((size/16)² tokens). 0 = the PITI preset's (256; 64 for the tiny presets).")
 BATCH = typer.Option(16, "--batch-size", min=1, help="Global batch (all processes together).")
 MICRO = typer.Option(0, "--microbatch", min=0, help="Gradient accumulation: microbatch size per process (0 = whole batch).")
 LR = typer.Option(None, "--lr", callback=number(0.0, above=True), help="AdamW learning rate (default 3.5e-5 stage encoder, 3e-5 joint, 1e-4 pretrain).")

@@ -23,6 +23,26 @@ def is_stats_file(path: str | Path) -> bool:
     return Path(path).is_file() and Path(path).suffix.lower() == ".npz"
 
 
+def open_sets(gen: str | Path, ref: str | Path, num: int | None = None):
+    """(generated source, reference source or None, reference statistics or None, N generated,
+    N reference images): `InputError` for what the user typed (statistics given as the
+    generated set, an unreadable set, fewer than 2 images) before any network is loaded."""
+    if is_stats_file(gen):
+        raise InputError(f"{gen}: generated images must be a folder or an HDF5 pack, not statistics")
+    gen_source = open_source(gen)
+    ref_stats_file, ref_source = None, None
+    if is_stats_file(ref):
+        ref_stats_file = stats_mod.load_stats(ref)
+    else:
+        ref_source = open_source(ref)
+    n_gen = len(gen_source) if num is None else min(num, len(gen_source))
+    n_ref_images = 0 if ref_source is None else (len(ref_source) if num is None else min(num, len(ref_source)))
+    for path, n in ((gen, n_gen), (ref, n_ref_images if ref_source is not None else 2)):
+        if n < 2:
+            raise InputError(f"{path}: {n} image(s); FID needs at least 2 (and far more to mean anything)")
+    return gen_source, ref_source, ref_stats_file, n_gen, n_ref_images
+
+
 def evaluate_fid(
     gen: str | Path,
     ref: str | Path,
@@ -38,22 +58,8 @@ def evaluate_fid(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Result dict: per network FID (and KID), N, network name and weights hash, preprocessing."""
-    if is_stats_file(gen):
-        raise InputError(f"{gen}: generated images must be a folder or an HDF5 pack, not statistics")
-    gen_source = open_source(gen)
-    ref_stats_file = None
-    ref_source = None
-    if is_stats_file(ref):
-        ref_stats_file = stats_mod.load_stats(ref)
-        ref_kind = "stats"
-    else:
-        ref_source = open_source(ref)
-        ref_kind = ref_source.kind
-    n_gen = len(gen_source) if num is None else min(num, len(gen_source))
-    n_ref_images = 0 if ref_source is None else (len(ref_source) if num is None else min(num, len(ref_source)))
-    for path, n in ((gen, n_gen), (ref, n_ref_images if ref_source is not None else 2)):
-        if n < 2:
-            raise InputError(f"{path}: {n} image(s); FID needs at least 2 (and far more to mean anything)")
+    gen_source, ref_source, ref_stats_file, n_gen, n_ref_images = open_sets(gen, ref, num)
+    ref_kind = "stats" if ref_source is None else ref_source.kind
 
     done = [0]
     total = len(extractors) * (n_gen + n_ref_images)

@@ -141,6 +141,14 @@ def test_missing_weights_say_where_they_go(tmp_path, monkeypatch):
     assert "ViT-B-32.pt not found in" in msg and "piti weights fetch clip-vit-b32" in msg
 
 
+def test_an_empty_folder_is_named_before_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("PITI_WEIGHTS_DIR", str(tmp_path / "w"))  # no Inception weights anywhere
+    (tmp_path / "empty").mkdir()
+    ref = _folder(tmp_path / "r", 3, seed=0)
+    msg = _error_line(_fid(tmp_path / "empty", "--ref", ref))
+    assert msg.startswith(f"error: {tmp_path / 'empty'}: no images found") and "fetch" not in msg
+
+
 def test_lpips_diversity_groups(tmp_path):
     root = tmp_path / "samples"
     for cond in ("a", "b"):

@@ -81,6 +81,9 @@ CASES = [
     (["prep", "degrade", "src", "out"], ["--l0-mode", "fast"], "--l0-mode"),
     (["prep", "pack", "generic", "root", "out"], ["--condition", "depth"], "--condition"),
     (["prep", "pack", "generic", "root", "out"], ["--palette", "voc"], "--palette"),
+    (FINETUNE, ["--preset", "foo"], "--preset"),
+    (UPSAMPLE, ["--preset", "foo"], "--preset"),
+    (FINETUNE, ["--condition-size", "17"], "--condition-size"),
     (["app"], ["--max-file-size", "abc"], "--max-file-size"),
     (["app"], ["--max-file-size", "20"], "--max-file-size"),  # Gradio wants a unit
 ]
