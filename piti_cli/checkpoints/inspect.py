@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from piti_cli.checkpoints.io import non_finite_tensors, read_checkpoint
-from piti_cli.checkpoints.layout import LayoutDiff, closest_preset, compare, encoder_only, layout_of
+from piti_cli.checkpoints.layout import LayoutDiff, closest_preset, compare, config_layout, diff_layouts, encoder_only, layout_of
 from piti_cli.errors import PitiError
 from piti_cli.models.config import PRESETS
 
@@ -32,7 +32,10 @@ def inspect_checkpoint(path: str | Path) -> InspectReport:
     other reader refuses such a file."""
     ck = read_checkpoint(path, check_finite=False)
     layout = layout_of(ck.state_dict)
-    diff = compare(layout, ck.config.name) if ck.config and _is_preset(ck.config.name) else closest_preset(layout)
+    if ck.config and _is_preset(ck.config.name):  # its own config, departures included, is the reference
+        diff = diff_layouts(layout, config_layout(ck.config), ck.config.name)
+    else:
+        diff = closest_preset(layout)
     if encoder_only(layout):
         description = "stage-1 file: condition encoder only (decoder comes from GLIDE)"
     elif diff.preset.startswith("glide"):

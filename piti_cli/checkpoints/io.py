@@ -122,7 +122,7 @@ def read_checkpoint(path: str | Path, *, check_finite: bool = True) -> Checkpoin
     pickle, no tensors, a bad stored config, and (with `check_finite`) NaN/Inf in a tensor."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+        raise CheckpointError(f"{path}: {'a folder, not a checkpoint file' if path.is_dir() else 'no such file'}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file")
     config = None

@@ -56,6 +56,13 @@ def preset_layout(name: str) -> Layout:
     return layout_of(model.state_dict())
 
 
+def config_layout(config) -> Layout:
+    """The tensor shapes a model of `config` holds (departures from its preset included)."""
+    with torch.device("meta"):
+        model = build_model(config)
+    return layout_of(model.state_dict())
+
+
 def diff_layouts(layout: Layout, expected: Layout, name: str = "") -> LayoutDiff:
     return LayoutDiff(
         name,

@@ -118,7 +118,7 @@ def hash_file(paths: List[Path] = typer.Argument(..., metavar="FILE", help="File
 
     for path in paths:
         if not path.is_file():
-            raise InputError(f"{path}: no such file")
+            raise InputError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
     for path in paths:
         with progress_bar(f"hashing {path.name}", unit="B") as update:
             digest = sha256_file(path, update, cached=False)
@@ -144,7 +144,8 @@ def inspect_file(spec: str = typer.Argument(..., metavar="FILE|ID", help="A .pt/
     path = resolve(spec)
     report = inspect_checkpoint(path)
     diff = report.diff
-    verdict = "[green]exact match[/]" if diff.exact else f"[yellow]closest[/] ({diff.summary()})"
+    exact = "[green]exact match[/]" + (" of its stored config" if report.departures else "")
+    verdict = exact if diff.exact else f"[yellow]closest[/] ({diff.summary()})"
     if not report.usable:
         verdict = f"[red]unusable[/]: {len(report.non_finite)} tensor(s) hold NaN/Inf (layout: {'exact' if diff.exact else 'closest'})"
     console.print(f"file        {path}", markup=False, highlight=False)

@@ -40,7 +40,8 @@ class PackedInfo:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise InputError(f"{self.path}: no such file")
+            what = "a folder, not an HDF5 pack" if self.path.is_dir() else "no such file"
+            raise InputError(f"{self.path}: {what}")
         try:
             with h5py.File(self.path, "r") as f:
                 attrs = validate_open_pack(f, self.path)
