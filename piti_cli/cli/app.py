@@ -23,7 +23,7 @@ def app(
     upsampler: Optional[str] = typer.Option(None, "--upsampler", help="Its upsampler (default with the demo base: the demo upsampler)."),
     device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
     precision: SamplePrecision = typer.Option("auto", "--precision", help="auto | fp32 (the faithful path) | bf16 | fp16 (CUDA)."),
-    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where registry ids are looked up."),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", metavar="DIR", help="Where registry ids are looked up."),
     steps: int = typer.Option(50, "--steps", min=1, help="The page's first number of base steps (the README command's)."),
     max_file_size: str = typer.Option("20mb", "--max-file-size", callback=file_size, help="Largest upload the server accepts: a whole number with b, kb, mb or gb."),
     open_browser: bool = flag(False, "--open", help="Open the page in a browser."),

@@ -30,7 +30,7 @@ def edit(
     keep_rest: bool = flag(True, "--keep-rest/--no-keep-rest", help="Keep the picture outside the edited part of the condition exactly (blended DDIM, both stages). --no-keep-rest: the paper's two free DDIM runs from one x_T, where the rest changes a little too."),
     device: str = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HELP),
     precision: SamplePrecision = typer.Option("auto", "--precision", help="auto (bf16 where native, else fp32) | fp32 (the faithful path) | bf16 | fp16 (CUDA)."),
-    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where registry ids are looked up."),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", metavar="DIR", help="Where registry ids are looked up."),
 ) -> None:
     """Edit an image by editing its condition (paper appendix).
 

@@ -26,7 +26,7 @@ _DEVICE = typer.Option("auto", "--device", callback=check_device, help=DEVICE_HE
 _WORKERS = typer.Option(2, "--workers", min=1, help="Threads decoding and resizing images.")
 _INC_W = typer.Option(None, "--inception-weights", help="FID Inception weights: a file or registry id (default: fid-inception).")
 _CLIP_W = typer.Option(None, "--clip-weights", help="CLIP ViT-B/32 weights: a file or registry id (default: clip-vit-b32).")
-_WDIR = typer.Option(None, "--weights-dir", help="Folder where weights are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights).")
+_WDIR = typer.Option(None, "--weights-dir", metavar="DIR", help="Folder where weights are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights).")
 
 
 def _kinds(features: str) -> list[str]:

@@ -66,7 +66,7 @@ def sample(
     as_json: bool = flag(False, "--json", help="Print one JSON object (written and kept pictures, record file, seconds) instead of the summary line."),
     compile: bool = flag(False, "--compile", help="torch.compile each network's per-step call (on CUDA as captured CUDA graphs): faster over many pictures; the first batch compiles (tens of seconds on a GPU, minutes on a CPU) and pictures differ from the uncompiled ones in their last bits."),
     fast: bool = flag(False, "--fast", help="Few-step preset chosen on the measured speed/quality frontier (docs/performance.md): sets the samplers, steps and precision auto, with no guidance interval; keeps --guidance."),
-    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Folder where registry ids are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights, the bundled files)."),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", metavar="DIR", help="Folder where registry ids are looked up first (then $PITI_WEIGHTS_DIR, the user cache ~/.cache/piti/weights, the bundled files)."),
 ) -> None:
     """Sample photos from semantic inputs (mask, sketch or depth+normals).
 

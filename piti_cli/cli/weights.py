@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 WeightsDir = typer.Option(
-    None, "--weights-dir",
+    None, "--weights-dir", metavar="DIR",
     help="Folder looked in first and downloaded into (default: $PITI_WEIGHTS_DIR, else the user cache "
          "~/.cache/piti/weights or $PITI_HOME/weights; bundled files are always found).",
 )
