@@ -170,7 +170,8 @@ def separate_folders(src: str | os.PathLike, out: str | os.PathLike, src_option:
 def keep_inputs(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None], out_option: str = "--out") -> None:
     """`InputError` before any work when writing into the folder `out` could replace or be read
     back as an input: `out` is an input folder or lies inside one, or is the folder of an input
-    file (whose picture would be written over by its own output); `out` that exists as a file."""
+    picture (written over by its own output: `a.png` → `a.png`; an HDF5 pack's folder is
+    fine, its pictures are inside it); `out` that exists as a file."""
     target = Path(out).resolve()
     if Path(out).exists() and not Path(out).is_dir():
         raise InputError(f"{out_option} {out}: exists and is not a folder")
@@ -178,6 +179,8 @@ def keep_inputs(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | No
         if src is None or not Path(src).exists():
             continue
         path = Path(src).resolve()
+        if path.is_file() and path.suffix.lower() in (".h5", ".hdf5"):
+            continue
         folder = path if path.is_dir() else path.parent
         if target == folder or (path.is_dir() and folder in target.parents):
             where = "is" if target == folder else "lies inside"

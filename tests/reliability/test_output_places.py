@@ -256,3 +256,16 @@ def test_edit_takes_one_condition_file_and_checks_its_out_before_sampling(tmp_pa
     check_refused(invoke("edit", "--cond", a, "--edited", b, "--base", mask_base, "--base-only",
                          "--out", tmp_path / "taken"), ["--out", "not a folder"], 1)
     assert (tmp_path / "taken").read_text() == "x" and not (tmp_path / "e").exists()
+
+
+def test_a_packs_folder_may_hold_the_pictures(tmp_path):
+    """Pictures sampled from `data.h5` cannot replace it: its folder is a fine `--out`; a
+    picture's folder is not."""
+    from piti_cli.errors import InputError
+    from piti_cli.io_utils import keep_inputs
+
+    (tmp_path / "data.h5").write_bytes(b"")
+    keep_inputs(tmp_path, {"--cond": tmp_path / "data.h5"})
+    colour_mask(tmp_path / "a.png")
+    with pytest.raises(InputError, match="is the folder of --cond"):
+        keep_inputs(tmp_path, {"--cond": tmp_path / "a.png"})
