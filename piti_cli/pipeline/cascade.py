@@ -20,7 +20,7 @@ from piti_cli.diffusion.guidance import classifier_free
 from piti_cli.diffusion.respace import make_process, truncate
 from piti_cli.errors import PitiError
 from piti_cli.models.encoder import ConditionEmbedding
-from piti_cli.models.piti import PitiModel
+from piti_cli.models.piti import PitiModel, build_model
 from piti_cli.models.unet import enlarge_low_res
 from piti_cli.pipeline.progress import offset
 from piti_cli.runtime import PRECISIONS, check_precision
@@ -209,6 +209,32 @@ def run_sampler(denoiser, process, shape, generator, settings: StageSettings, pr
     if settings.sampler in samplers.TAKES_ETA:
         common["eta"] = settings.eta
     return samplers.SAMPLERS[settings.sampler](denoiser, process, start, generator, **common)
+
+
+def step_cost_ratio(base: PitiModel, upsampler: PitiModel | None, base_settings: StageSettings,
+                    up_settings: StageSettings) -> float | None:
+    """An upsampler step's cost in base steps, per picture: the ratio of one denoiser call's
+    FLOPs (guidance doubles the base's rows), counted on weightless copies on the meta device
+    (nothing is computed). For the time left before the upsampler has been timed."""
+    if upsampler is None:
+        return None
+    from torch.nn.attention import SDPBackend, sdpa_kernel  # attention as plain matmuls: all counted
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(model, settings, low_size):
+        cfg = model.config
+        with torch.device("meta"):  # only the weights: constants the forward caches stay real
+            meta = build_model(cfg).eval()
+        enc, size, m = cfg.encoder.input_size, cfg.unet.image_size, "meta"
+        cond = torch.zeros(1, cfg.encoder.in_channels, enc, enc, device=m)
+        low = torch.zeros(1, 3, low_size, low_size, device=m) if cfg.unet.in_channels == 6 else None
+        denoise = make_denoiser(meta, cond, settings, low)  # the encoder runs once a batch: not a step's cost
+        with torch.no_grad(), FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+            denoise(torch.zeros(1, 3, size, size, device=m), torch.full((1,), 500.0, device=m))
+        return counter.get_total_flops()
+
+    base_flops = flops(base, base_settings, 0)
+    return flops(upsampler, up_settings, base.config.unet.image_size) / base_flops if base_flops else None
 
 
 def stage_process(model: PitiModel, settings: StageSettings):

@@ -27,14 +27,17 @@ class SampleProgress:
     """Pictures done / total and time left over batches of `base_steps` + `up_steps` steps.
 
     Seconds per (step × picture) are measured per stage; the time left is the remaining
-    steps of each stage times that stage's rate, None until both stages have been timed.
+    steps of each stage times that stage's rate. Until the upsampler has run, its rate is the
+    base's times `up_per_base` (the ratio of their FLOPs, `cascade.step_cost_ratio`); without
+    that ratio the time left is None until both stages have been timed.
     """
 
     STAGES = ("base", "upsampler")
 
     def __init__(self, report: Report | None, total: int, done: int, base_steps: int, up_steps: int,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, up_per_base: float | None = None):
         self.report, self.total, self.done = report, total, done
+        self.up_per_base = up_per_base  # an upsampler step's cost in base steps, until it is measured
         self.steps = {"base": base_steps, "upsampler": up_steps}
         self.clock = clock
         self.seconds = {s: 0.0 for s in self.STAGES}
@@ -47,6 +50,8 @@ class SampleProgress:
     def eta(self, left: dict[str, int], size: int) -> float | None:
         """Seconds left when the batch in flight (`size` pictures) has `left[stage]` steps to go."""
         rates = {s: self.rate(s) for s in self.STAGES if self.steps[s]}
+        if rates.get("upsampler", 0) is None and rates.get("base") is not None and self.up_per_base:
+            rates["upsampler"] = rates["base"] * self.up_per_base  # estimated until its first step
         if any(r is None for r in rates.values()):
             return None
         per_picture = sum(self.steps[s] * r for s, r in rates.items())

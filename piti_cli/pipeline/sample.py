@@ -26,7 +26,7 @@ import torch
 from piti_cli.data.images import condition_picture, fit_condition, make_grid, read_image, resize_nearest, save_png, to_uint8
 from piti_cli.distributed import process_group
 from piti_cli.pipeline import provenance, shard
-from piti_cli.pipeline.cascade import StageSettings, sample_cascade, stage_process
+from piti_cli.pipeline.cascade import StageSettings, sample_cascade, stage_process, step_cost_ratio
 from piti_cli.pipeline.models import DEFAULT_BASE, DEFAULT_UPSAMPLER
 from piti_cli.pipeline.noise import RowNoise
 from piti_cli.pipeline.plan import SIDECAR, Picture, Plan, SampleJob, jsonable, make_plan, picture_record
@@ -124,8 +124,10 @@ def run_sample(job: SampleJob, progress: Callable[..., None] | None = None) -> S
                               rank=info.rank, world_size=info.world_size, skipped=plan.skipped)
         mine = shard.my_part(plan.pending, info)
         report = _scaled(progress, info.world_size, len(plan.kept)) if info.is_main else None
+        ratio = (step_cost_ratio(plan.base, plan.upsampler, job.base_settings, job.upsample_settings)
+                 if report is not None and mine else None)
         tracker = SampleProgress(report, len(plan.pictures), len(plan.kept), _steps(plan.base, job.base_settings),
-                                 _steps(plan.upsampler, job.upsample_settings))
+                                 _steps(plan.upsampler, job.upsample_settings), up_per_base=ratio)
         job.out.mkdir(parents=True, exist_ok=True)
         try:
             _sample_part(plan, mine, tracker, result)

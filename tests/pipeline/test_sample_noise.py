@@ -62,6 +62,43 @@ def test_time_left_uses_each_stages_own_rate():
     assert reports[-1] == (4, 6, {"stage": "upsampler", "eta": pytest.approx(2 * (4 * 1 + 2 * 10))})
 
 
+def test_the_base_stage_has_a_time_left_from_the_stages_cost_ratio():
+    """Before the upsampler has run, its rate is the base's times the FLOP ratio: base steps
+    1 s per picture, ratio 10 → the same estimate the measured rates give later."""
+    now, reports = [0.0], []
+    tracker = SampleProgress(lambda d, t, **f: reports.append((d, t, f)), total=6, done=2, base_steps=4,
+                             up_steps=2, clock=lambda: now[0], up_per_base=10.0)
+    step = tracker.batch(2)
+    now[0] += 2.0
+    step(1, 6)
+    assert reports[-1][2] == {"stage": "base", "eta": pytest.approx(2 * (3 * 1 + 2 * 10) + 2 * (4 * 1 + 2 * 10))}
+
+
+def test_the_stage_cost_ratio_is_the_ratio_of_counted_flops(tiny_mask_models):
+    """Counted on weightless meta copies, it equals the FLOPs of the real models' calls."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from piti_cli.pipeline.cascade import StageSettings, UPSAMPLE_DEFAULTS, make_denoiser, step_cost_ratio
+    from piti_cli.pipeline.models import load_pair
+
+    base, _, up, _ = load_pair(str(tiny_mask_models[0]), str(tiny_mask_models[1]), False, None)
+    guided = StageSettings(guidance=3.0)
+
+    def real(model, settings, low):
+        cfg, counter = model.config, FlopCounterMode(display=False)
+        enc, size = cfg.encoder.input_size, cfg.unet.image_size
+        denoise = make_denoiser(model, torch.rand(1, 3, enc, enc), settings, low)
+        # the math attention, as the meta device runs it (the CPU's fused kernel is not counted)
+        with torch.no_grad(), counter, sdpa_kernel(SDPBackend.MATH):
+            denoise(torch.randn(1, 3, size, size), torch.tensor([500.0]))
+        return counter.get_total_flops()
+
+    expected = real(up, UPSAMPLE_DEFAULTS, torch.rand(1, 3, 64, 64)) / real(base, guided, None)
+    assert step_cost_ratio(base, up, guided, UPSAMPLE_DEFAULTS) == pytest.approx(expected, rel=1e-9)
+    assert step_cost_ratio(base, None, guided, UPSAMPLE_DEFAULTS) is None
+
+
 def test_offset_counts_a_part_inside_the_whole():
     seen = []
     part = offset(lambda d, t: seen.append((d, t)), 10, 30)
