@@ -9,7 +9,7 @@ rows together, the sampler's own arithmetic included):
 - the `--fast` preset's two stages whole (`cascade.FAST`).
 It prints seconds per batch, pictures per minute at the official settings and at `--fast`,
 the minutes an ADE20K-val-sized run (2,000 pictures) takes, peak memory, and the TFLOP/s the
-official schedule achieves (FLOPs counted by `torch.utils.flop_counter`) against `--peak`.
+official schedule achieves (FLOPs counted by `cascade.step_flops`) against `--peak`.
 
 `--official PATH` also times the official implementation (a PITI-Synthesis/PITI checkout,
 imported from PATH; nothing is copied) on the same device with the same random weights,
@@ -31,11 +31,10 @@ import sys
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.machine import random_model, setup
 from piti_cli.pipeline.batching import auto_rows
-from piti_cli.pipeline.cascade import FAST, UPSAMPLE_DEFAULTS, StageSettings, make_denoiser, sample_stage
+from piti_cli.pipeline.cascade import FAST, UPSAMPLE_DEFAULTS, StageSettings, sample_stage, step_flops
 
 PICTURES = 2000  # ADE20K val
 BASE = StageSettings(steps="25", guidance=3.0)  # timed, then ×10 for the official 250 steps
@@ -53,18 +52,6 @@ def clock(device: torch.device, fn) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
-
-
-def flops(model, settings: StageSettings, b: int, device: torch.device, low_size: int) -> float:
-    """FLOPs of one network call of a stage for `b` pictures (guided: 2b rows)."""
-    cfg = model.config
-    cond = torch.zeros(b, cfg.encoder.in_channels, cfg.encoder.input_size, cfg.encoder.input_size, device=device)
-    low = torch.zeros(b, 3, low_size, low_size, device=device) if cfg.unet.in_channels == 6 else None
-    x = torch.zeros(b, 3, cfg.unet.image_size, cfg.unet.image_size, device=device)
-    denoise = make_denoiser(model, cond, settings, low)
-    with FlopCounterMode(display=False) as counter:
-        denoise(x, torch.full((b,), 500.0, device=device))
-    return counter.get_total_flops()
 
 
 def ours(base, up, b: int, device: torch.device, picture_flops: float) -> dict:
@@ -146,7 +133,7 @@ def main() -> None:
         base = random_model(f"piti-base-mask{suffix}", device, precision)
         up = random_model(f"piti-upsample-mask{suffix}", device, precision)
         # FLOPs of one picture at the official schedule, counted eagerly (they grow linearly with B)
-        picture_flops = 250 * flops(base, BASE, 1, device, 64) + 27 * flops(up, UPSAMPLE_DEFAULTS, 1, device, 64)
+        picture_flops = 250 * step_flops(base.config, BASE, 64) + 27 * step_flops(up.config, UPSAMPLE_DEFAULTS, 64)
         if args.compile:  # as `piti sample --compile` prepares them
             base = random_model(f"piti-base-mask{suffix}", device, precision, compile=True)
             up = random_model(f"piti-upsample-mask{suffix}", device, precision, compile=True)

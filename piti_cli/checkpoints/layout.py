@@ -49,18 +49,16 @@ def layout_of(state: dict[str, torch.Tensor]) -> Layout:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-@functools.lru_cache(maxsize=None)
-def preset_layout(name: str) -> Layout:
-    with torch.device("meta"):
-        model = build_model(PRESETS[name])
-    return layout_of(model.state_dict())
-
-
 def config_layout(config) -> Layout:
     """The tensor shapes a model of `config` holds (departures from its preset included)."""
     with torch.device("meta"):
         model = build_model(config)
     return layout_of(model.state_dict())
+
+
+@functools.lru_cache(maxsize=None)
+def preset_layout(name: str) -> Layout:
+    return config_layout(PRESETS[name])
 
 
 def diff_layouts(layout: Layout, expected: Layout, name: str = "") -> LayoutDiff:

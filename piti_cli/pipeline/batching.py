@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from piti_cli.pipeline.cascade import StageSettings, make_denoiser, stage_process
+from piti_cli.pipeline.cascade import StageSettings, probe_step
 
 CPU_ROWS = 4
 MAX_ROWS = 64  # beyond this a batch gains nothing measurable and delays the first files
@@ -35,19 +35,13 @@ def rows_that_fit(free: int, peak_one: int, peak_two: int, cap: int = MAX_ROWS, 
 
 
 def _stage_peak(model, settings: StageSettings, pictures: int, device: torch.device, low_size: int) -> int:
-    """Peak bytes allocated, above what was held before, by one call of a stage's denoiser for
-    `pictures` pictures (guided: condition and null rows together), the encoder pass included."""
-    cfg = model.config
-    size, enc = cfg.unet.image_size, cfg.encoder.input_size
-    cond = torch.zeros(pictures, cfg.encoder.in_channels, enc, enc, device=device)
-    low = torch.zeros(pictures, 3, low_size, low_size, device=device) if cfg.unet.in_channels == 6 else None
-    x = torch.zeros(pictures, 3, size, size, device=device)
-    t = torch.full((pictures,), float(stage_process(model, settings).timestep_map[-1]), device=device)
+    """Peak bytes allocated, above what was held before, by one step of a stage for `pictures`
+    pictures (`cascade.probe_step`: guided, condition and null rows together), the encoder pass
+    included."""
     torch.cuda.synchronize(device)
     held = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
-    with torch.no_grad():
-        make_denoiser(model, cond, settings, low)(x, t)
+    probe_step(model, settings, pictures, device, low_size)()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - held
 

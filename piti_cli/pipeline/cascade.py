@@ -211,30 +211,50 @@ def run_sampler(denoiser, process, shape, generator, settings: StageSettings, pr
     return samplers.SAMPLERS[settings.sampler](denoiser, process, start, generator, **common)
 
 
-def step_cost_ratio(base: PitiModel, upsampler: PitiModel | None, base_settings: StageSettings,
-                    up_settings: StageSettings) -> float | None:
-    """An upsampler step's cost in base steps, per picture: the ratio of one denoiser call's
-    FLOPs (guidance doubles the base's rows), counted on weightless copies on the meta device
-    (nothing is computed). For the time left before the upsampler has been timed."""
-    if upsampler is None:
-        return None
-    from torch.nn.attention import SDPBackend, sdpa_kernel  # attention as plain matmuls: all counted
+def probe_step(model: PitiModel, settings: StageSettings, pictures: int, device, low_size: int):
+    """A stage's step for `pictures` blank pictures on `device` (the meta device too), as a
+    thunk: the encoder runs now (once a batch, as in sampling), each call is one step's
+    denoiser call (guided: condition and null rows together). For measuring a step's memory
+    and FLOPs; `low_size` is the upsampler's low-res side."""
+    cfg = model.config
+    enc, size = cfg.encoder.input_size, cfg.unet.image_size
+    cond = torch.zeros(pictures, cfg.encoder.in_channels, enc, enc, device=device)
+    low = torch.zeros(pictures, 3, low_size, low_size, device=device) if cfg.unet.in_channels == 6 else None
+    x = torch.zeros(pictures, 3, size, size, device=device)
+    t = torch.full((pictures,), float(stage_process(model, settings).timestep_map[-1]), device=device)
+    with torch.no_grad():
+        denoise = make_denoiser(model, cond, settings, low)
+
+    @torch.no_grad()
+    def step() -> torch.Tensor:
+        return denoise(x, t)
+
+    return step
+
+
+def step_flops(config, settings: StageSettings, low_size: int) -> int:
+    """FLOPs of one picture's step of a stage (`probe_step`), counted on a weightless copy on
+    the meta device (nothing is computed), attention as plain matmuls so all of it counts."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    def flops(model, settings, low_size):
-        cfg = model.config
-        with torch.device("meta"):  # only the weights: constants the forward caches stay real
-            meta = build_model(cfg).eval()
-        enc, size, m = cfg.encoder.input_size, cfg.unet.image_size, "meta"
-        cond = torch.zeros(1, cfg.encoder.in_channels, enc, enc, device=m)
-        low = torch.zeros(1, 3, low_size, low_size, device=m) if cfg.unet.in_channels == 6 else None
-        denoise = make_denoiser(meta, cond, settings, low)  # the encoder runs once a batch: not a step's cost
-        with torch.no_grad(), FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
-            denoise(torch.zeros(1, 3, size, size, device=m), torch.full((1,), 500.0, device=m))
-        return counter.get_total_flops()
+    with torch.device("meta"):  # only the weights: constants the forward caches stay real
+        meta = build_model(config).eval()
+    step = probe_step(meta, settings, 1, "meta", low_size)
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        step()
+    return counter.get_total_flops()
 
-    base_flops = flops(base, base_settings, 0)
-    return flops(upsampler, up_settings, base.config.unet.image_size) / base_flops if base_flops else None
+
+def step_cost_ratio(base: PitiModel, upsampler: PitiModel | None, base_settings: StageSettings,
+                    up_settings: StageSettings) -> float | None:
+    """An upsampler step's cost in base steps, per picture: the ratio of their `step_flops`
+    (guidance doubles the base's rows). For the time left before the upsampler has been timed."""
+    if upsampler is None:
+        return None
+    base_flops = step_flops(base.config, base_settings, 0)
+    up_flops = step_flops(upsampler.config, up_settings, base.config.unet.image_size)
+    return up_flops / base_flops if base_flops else None
 
 
 def stage_process(model: PitiModel, settings: StageSettings):

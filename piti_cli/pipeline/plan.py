@@ -1,8 +1,8 @@
 """What a `piti sample` run will do, decided before any sampling, the same on every rank.
 
-`make_plan` takes three small steps (four without a batch size), each a function returning a frozen value, with the ranks
-meeting after each (`shard.agree`: a problem on any rank stops every rank with the same
-message): load the models and list the inputs (`Loaded`); check the inputs, each rank its
+`make_plan` takes three small steps (four without a batch size), each a function returning a
+frozen value, with the ranks meeting after each (`shard.agree`: a problem on any rank stops
+every rank with the same message): load the models and list the inputs (`Loaded`); check the inputs, each rank its
 share, and name the pictures (`Pictures`); check the earlier outputs, each rank its share, and
 split the pictures into kept and pending (`Plan`, with the models prepared for sampling); and,
 when the job names no batch size, measure what fits each rank's device and take the smallest.
@@ -84,7 +84,7 @@ class Pictures:
     conditions: list[Condition]
     pictures: list[Picture]
     skipped: list[tuple[str, str]]
-    rows: int | None  # pictures per network batch as the job asks (None: chosen in `finish`)
+    rows: int | None  # pictures per network batch as the job asks (None: chosen by `make_plan`)
 
 
 @dataclass(frozen=True)
